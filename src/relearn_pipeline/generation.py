@@ -1,0 +1,65 @@
+"""Batched, left-padded text generation shared by augmentation and evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from relearn_pipeline.models.loading import ModelBundle
+
+
+def generate_texts(
+    bundle: ModelBundle,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 128,
+    batch_size: int = 16,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    num_return_sequences: int = 1,
+    seed: int = 0,
+    desc: str = "generating",
+    progress: bool = True,
+) -> list[list[str]]:
+    """Continue each already-formatted prompt; returns ``num_return_sequences`` texts per prompt.
+
+    Prompts are sorted by length so each batch pads little, then results are put back in order.
+    Only newly generated tokens are decoded: the prompt is never part of the returned text.
+    """
+    tokenizer, model = bundle.tokenizer, bundle.model
+    tokenizer.padding_side = "left"
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    results: list[list[str]] = [[] for _ in prompts]
+    sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k} if do_sample else {}
+    model.eval()
+    bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="prompt")
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = tokenizer(
+            [prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(bundle.device)
+        if do_sample:
+            # Seed per batch position, so a result does not depend on what ran before it.
+            torch.manual_seed(seed + start)
+        with torch.inference_mode():
+            output = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                do_sample=do_sample,
+                num_return_sequences=num_return_sequences,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                **sampling,
+            )
+        new_tokens = output[:, batch["input_ids"].shape[1] :]
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        for offset, index in enumerate(chunk):
+            first = offset * num_return_sequences
+            results[index] = [t.strip() for t in texts[first : first + num_return_sequences]]
+        bar.update(len(chunk))
+    bar.close()
+    return results

@@ -1,0 +1,13 @@
+"""Project settings: config loader patterns and hooks (kedro-mlflow registers its own hook)."""
+
+from kedro.config import OmegaConfigLoader
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # Every pipeline keeps its own catalog_<pipeline>.yml and parameters_<pipeline>.yml.
+    "config_patterns": {
+        "mlflow": ["mlflow*", "mlflow*/**"],
+    },
+}
