@@ -2,6 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
+from relearn_pipeline.hooks import RunNamingHook
+
+HOOKS = (RunNamingHook(),)
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
