@@ -1,0 +1,78 @@
+import matplotlib.pyplot as plt
+import mlflow
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from relearn_pipeline.datasets import MlflowRunsDataset
+from relearn_pipeline.pipelines.compare.nodes import (
+    build_comparison_table,
+    comparison_markdown,
+    plot_comparison,
+    select_method_runs,
+)
+
+
+@pytest.fixture
+def compare_params(project_root):
+    return yaml.safe_load((project_root / "conf/base/parameters_compare.yml").read_text())["compare"]
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("relearn", artifact_location=str(tmp_path / "artifacts"))
+
+    def log_run(method, dataset, metrics, finish=True):
+        run = client.create_run(experiment, tags={"dataset_name": dataset})
+        if method:
+            client.log_param(run.info.run_id, "finetune.method", method)
+        for key, value in metrics.items():
+            client.log_metric(run.info.run_id, key, value)
+        if finish:
+            client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+    return uri, log_run
+
+
+def test_newest_evaluated_run_per_method_with_target_row_first(store, compare_params):
+    uri, log_run = store
+    before = {"before.kfr": 0.1, "before.krr": 0.9, "before.ls_retain": 0.3}
+    log_run("ga_gdr", "demo", {**before, "after.kfr": 0.5, "after.krr": 0.2, "after.ls_retain": 0.1})
+    log_run("ga_gdr", "demo", {**before, "after.kfr": 0.6, "after.krr": 0.25, "after.ls_retain": 0.1})
+    log_run("relearn_klr_gdr", "demo", {**before, "after.kfr": 0.85, "after.krr": 0.8, "after.ls_retain": 0.3})
+    log_run("npo_klr", "other-data", {**before, "after.kfr": 0.99, "after.krr": 0.99})
+    log_run("npo_gdr", "demo", {"after.kfr": 0.7}, finish=False)  # still running: ignored
+    log_run(None, "demo", {})  # a compare run: no method, no metrics
+
+    runs = MlflowRunsDataset(experiment="relearn", tracking_uri=uri).load()
+    assert len(runs) == 5
+    selected = select_method_runs(runs, compare_params, "demo")
+    assert sorted(selected["method"]) == ["ga_gdr", "relearn_klr_gdr"]
+
+    table = build_comparison_table(selected, compare_params)
+    assert list(table["method"]) == ["target (before)", "relearn_klr_gdr", "ga_gdr"]
+    assert table.loc[0, "KFR"] == pytest.approx(0.1)
+    assert table.loc[2, "KFR"] == pytest.approx(0.6)  # the newer ga_gdr run wins
+    markdown = comparison_markdown(table)
+    assert "| relearn_klr_gdr | 0.850 | 0.800 |" in markdown
+    figure = plot_comparison(table, compare_params)
+    assert [t.get_text() for t in figure.axes[0].texts] == list(table["method"])
+    plt.close(figure)
+
+
+def test_no_evaluated_runs_explains_what_to_run(store, compare_params):
+    uri, log_run = store
+    log_run(None, "demo", {})
+    runs = MlflowRunsDataset(experiment="relearn", tracking_uri=uri).load()
+    with pytest.raises(ValueError, match="kedro run --pipeline unlearn"):
+        select_method_runs(runs, compare_params, "demo")
+
+
+def test_missing_experiment_is_a_clear_error(tmp_path):
+    dataset = MlflowRunsDataset(experiment="nope", tracking_uri=f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(Exception, match="does not exist"):
+        dataset.load()
+    assert mlflow.active_run() is None
