@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: setup demo test test-fast bench viz mlflow-ui clean-data
+.PHONY: setup demo sweep test test-fast bench viz mlflow-ui clean-data
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,9 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/kedro run --pipeline unlearn
+
+sweep: $(STAMP)
+	$(BIN)/python -m relearn_pipeline.sweep
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
