@@ -121,8 +121,12 @@ def _ner_spans(text: str, model: str) -> Iterator[Span]:
     nlp.max_length = max(nlp.max_length, len(text) + 1)
     for ent in nlp(text).ents:
         label = NER_LABELS.get(ent.label_)
-        if label is not None and ent.text.strip():
-            yield Span(ent.text, label, ent.start_char, ent.end_char, "ner")
+        start, end = ent.start_char, ent.end_char
+        # The small model sometimes swallows a possessive ("Elena Marsh's"); the name is the span.
+        if text[start:end].endswith(("'s", "\u2019s")) and end - start > 2:
+            end -= 2
+        if label is not None and text[start:end].strip():
+            yield Span(text[start:end], label, start, end, "ner")
 
 
 def _overlaps(span: Span, taken: list[Span]) -> bool:
