@@ -39,12 +39,12 @@ def store(tmp_path):
 
 def test_newest_evaluated_run_per_method_with_target_row_first(store, compare_params):
     uri, log_run = store
-    before = {"before.kfr": 0.1, "before.krr": 0.9, "before.ls_retain": 0.3}
-    log_run("ga_gdr", "demo", {**before, "after.kfr": 0.5, "after.krr": 0.2, "after.ls_retain": 0.1})
-    log_run("ga_gdr", "demo", {**before, "after.kfr": 0.6, "after.krr": 0.25, "after.ls_retain": 0.1})
-    log_run("relearn_klr_gdr", "demo", {**before, "after.kfr": 0.85, "after.krr": 0.8, "after.ls_retain": 0.3})
-    log_run("npo_klr", "other-data", {**before, "after.kfr": 0.99, "after.krr": 0.99})
-    log_run("npo_gdr", "demo", {"after.kfr": 0.7}, finish=False)  # still running: ignored
+    before = {"evaluate.before.kfr": 0.1, "evaluate.before.krr": 0.9, "evaluate.before.ls.retain": 0.3}
+    log_run("ga_gdr", "demo", {**before, "evaluate.after.kfr": 0.5, "evaluate.after.krr": 0.2, "evaluate.after.ls.retain": 0.1})
+    log_run("ga_gdr", "demo", {**before, "evaluate.after.kfr": 0.6, "evaluate.after.krr": 0.25, "evaluate.after.ls.retain": 0.1})
+    log_run("relearn_klr_gdr", "demo", {**before, "evaluate.after.kfr": 0.85, "evaluate.after.krr": 0.8, "evaluate.after.ls.retain": 0.3})
+    log_run("npo_klr", "other-data", {**before, "evaluate.after.kfr": 0.99, "evaluate.after.krr": 0.99})
+    log_run("npo_gdr", "demo", {"evaluate.after.kfr": 0.7}, finish=False)  # still running: ignored
     log_run(None, "demo", {})  # a compare run: no method, no metrics
 
     runs = MlflowRunsDataset(experiment="relearn", tracking_uri=uri).load()
