@@ -125,6 +125,7 @@ def test_sensitive_spans_of_forget_answers():
     assert ("forget-0", "Tomas Marsh", "PERSON") in found
     assert ("forget-1", "elena.marsh@example.com", "EMAIL") in found
     assert ("forget-2", "42 Willow Lane", "ADDRESS") in found
+    assert "Elena Marsh" not in set(spans["text"])  # the subject's own name is not a span
     answers = dict(zip(out["forget_set"]["id"], out["forget_set"]["answer"]))
     for row in spans.itertuples():
         assert answers[row.record_id][row.start : row.end] == row.text

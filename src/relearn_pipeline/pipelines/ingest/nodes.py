@@ -26,6 +26,7 @@ SPAN_COLUMNS = ["record_id", "text", "label", "start", "end", "source"]
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 _WHITESPACE = re.compile(r"\s+")
+_WORD = re.compile(r"\w+")
 
 
 def source_of(frame: pd.DataFrame, split: str) -> str:
@@ -271,13 +272,23 @@ def check_splits(
     return (*outputs, _clean(full), cross)
 
 
+def _names_subject(span_text: str, subject: str) -> bool:
+    """Whether a span only repeats (part of) the record's subject name."""
+    words = set(_WORD.findall(span_text.casefold()))
+    return bool(subject) and words <= set(_WORD.findall(subject.casefold()))
+
+
 def find_forget_spans(forget_set: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """The `sensitive_spans` table: one row per span found in a forget answer."""
+    """The `sensitive_spans` table: one row per span found in a forget answer, subject excluded."""
+    # The subject's own name is public and every vague answer must keep it, so it is no span.
     rows = [
         {"record_id": record_id, "text": s.text, "label": s.label}
         | {"start": s.start, "end": s.end, "source": s.source}
-        for record_id, answer in zip(forget_set["id"], forget_set["answer"])
+        for record_id, subject, answer in zip(
+            forget_set["id"], forget_set["subject"], forget_set["answer"]
+        )
         for s in find_sensitive_spans(answer, params["spacy_model"])
+        if not _names_subject(s.text, subject)
     ]
     spans = pd.DataFrame(rows, columns=SPAN_COLUMNS)
     return spans.astype({"start": "int64", "end": "int64"})
