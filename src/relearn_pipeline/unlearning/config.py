@@ -25,6 +25,7 @@ class FinetuneConfig:
     weights: LossWeights = field(default_factory=LossWeights)
     lora: LoraSettings = field(default_factory=LoraSettings)
     learning_rate: float = 1e-4
+    optimizer: str = "adamw_torch"  # any transformers `optim` name (adamw_torch, sgd, adafactor, ...)
     epochs: float = 2.0
     max_steps: int = -1  # > 0 overrides epochs
     batch_size: int = 4  # per process

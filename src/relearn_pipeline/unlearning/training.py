@@ -165,10 +165,12 @@ def training_arguments(config: FinetuneConfig, output_dir: Path) -> TrainingArgu
         remove_unused_columns=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,
+        # On CPU, accelerate only sets up multi-process training when told the run is CPU-only.
+        use_cpu=distributed and not cuda,
         ddp_backend="gloo" if distributed and not cuda else None,
         ddp_find_unused_parameters=False,
         disable_tqdm=not config.progress_bar,
-        optim="adamw_torch",
+        optim=config.optimizer,
     )
 
 
