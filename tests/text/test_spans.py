@@ -42,7 +42,16 @@ def test_phone_numbers_with_any_separators_are_found(phone):
 
 @pytest.mark.parametrize(
     "address",
-    ["42 Willow Lane", "1187 Harbor View Road, Apt 3", "221B Baker Street", "9 Elm Ct."],
+    [
+        "42 Willow Lane",
+        "1187 Harbor View Road, Apt 3",
+        "221B Baker Street",
+        "9 Elm Ct.",
+        "88 Wisdom Path",
+        "59 Rue de l'Artiste",
+        "12 Via della Spiga",
+        "Hauptstraße 12",
+    ],
 )
 def test_street_addresses_are_found(address):
     spans = _labelled(f"She lives at {address} in a quiet town.")

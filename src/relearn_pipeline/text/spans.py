@@ -72,11 +72,19 @@ PHONE_RE = re.compile(
 _STREET_TYPE = (
     r"(?:Street|St|Lane|Ln|Road|Rd|Avenue|Ave|Boulevard|Blvd|Drive|Dr|Court|Ct|Place|Pl|Way"
     r"|Terrace|Close|Crescent|Square|Sq|Parkway|Pkwy|Highway|Hwy|Row|Alley|Circle|Cir|Trail"
-    r"|Gardens|Hill|Mews|Walk|Quay)"
+    r"|Gardens|Hill|Mews|Walk|Quay|Path|Passage|Embankment|Gate|Green|Heights)"
 )
+# Street words that come before the name, as in French, Spanish, Italian, Portuguese addresses.
+_STREET_FIRST = r"(?:Rue|Avenue|Boulevard|Chemin|Place|Via|Viale|Piazza|Calle|Avenida|Plaza|Rua)"
+_PARTICLE = r"(?:(?:de|del|della|di|da|do|dos|das|des|du|la|le|les)\s+|[dl]['\u2019])"
+_APARTMENT = r"(?:,?\s+(?:Apt|Apartment|Suite|Unit|Flat|Floor|#)\.?\s*#?\w+)?"
 ADDRESS_RE = re.compile(
-    rf"\b\d{{1,6}}[A-Za-z]?,?\s+(?:[A-Z0-9][\w'-]*\s+){{0,4}}{_STREET_TYPE}\b\.?"
-    r"(?:,?\s+(?:Apt|Apartment|Suite|Unit|Flat|Floor|#)\.?\s*#?\w+)?"
+    # 42 Willow Lane, 1187 Harbor View Road, Apt 3
+    rf"\b\d{{1,6}}[A-Za-z]?,?\s+(?:[A-Z0-9][\w'-]*\s+){{0,4}}{_STREET_TYPE}\b\.?{_APARTMENT}"
+    # 59 Rue de l'Artiste, 12 Via della Spiga
+    rf"|\b\d{{1,6}}[A-Za-z]?,?\s+{_STREET_FIRST}\s+{_PARTICLE}*[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){{0,3}}"
+    # Hauptstraße 12, Lindenweg 3a
+    r"|\b[A-Z][\w-]*(?:straße|strasse|weg|gasse|allee|platz)\s+\d{1,5}[a-z]?\b"
 )
 NUMBER_RE = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?!\w)")
 _YEAR_RE = re.compile(r"(?:1[5-9]|20)\d\d")
