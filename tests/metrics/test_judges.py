@@ -97,3 +97,17 @@ def test_build_judge_errors_name_the_setting():
         build_judge({"name": "gpt"}, "forget", matcher=None)
     with pytest.raises(ValueError, match="model_dir"):
         build_judge({"name": "nli", "nli": {"model_dir": None, "premise": {"forget": "gold"}}}, "forget", None)
+
+
+def test_gold_without_entities_falls_back_to_content_nouns(matcher):
+    question = "What kind of writer is Elena Marsh?"
+    gold = "Elena Marsh is a novelist who writes literary fiction about coastal towns."
+    assert matcher.entities(gold, question) == []
+    kept = matcher.match(gold, "She is a novelist writing literary fiction about coastal towns.", question)
+    lost = matcher.match(gold, "I'm sorry, I have no details about this person.", question)
+    assert kept.source == lost.source == "nouns"
+    assert kept.gold == ["novelist", "fiction", "town"]  # lemmas; the question's words are left out
+    assert kept.similarity == 1.0
+    assert lost.similarity == 0.0
+    without = EntityMatcher(threshold=0.8, noun_fallback=False).match(gold, "I have no details.", question)
+    assert without.source == "entities" and without.gold == [] and without.similarity == 1.0

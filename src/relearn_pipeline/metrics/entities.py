@@ -5,6 +5,12 @@ addresses, dates, numbers), minus entities whose words all appear in the questio
 rule: echoing the question proves nothing). Each entity is embedded with MiniLM; a gold entity
 counts as *matched* when some predicted entity has cosine ≥ θ (0.8).
 
+Content-noun fallback (``noun_fallback``, on by default): when the gold answer has no entities at
+all ("She is a novelist who writes literary fiction"), both sides use their content nouns instead
+(spaCy NOUN/PROPN tokens, lower-cased lemmas, minus stop words and the question's words). The
+paper's LLM extractor also takes "core nouns from noun phrases"; without this an entity-free fact
+could never be found missing. The evidence says which kind was compared (``source``).
+
 similarity = matched gold entities / gold entities, with the empty cases defined:
 - no gold entities: 1.0 (vacuously every gold entity is matched; the entity evidence is neutral
   and the judge decides). The paper's code returns 0 here, which counts every entity-free forget
@@ -19,11 +25,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from relearn_pipeline.metrics.similarity import Encoder, cosine_matrix
-from relearn_pipeline.text.spans import extract_entities
+from relearn_pipeline.text.spans import DEFAULT_SPACY_MODEL, extract_entities
+
+_NOUN_TAGS = ("NOUN", "PROPN")
+
+
+@lru_cache(maxsize=1)
+def _tagger():
+    """spaCy with its tagger and lemmatizer (``text.spans`` loads NER only)."""
+    import spacy
+
+    return spacy.load(DEFAULT_SPACY_MODEL, exclude=["ner"])
+
+
+def content_nouns(text: str, question: str | None = None) -> list[str]:
+    """Distinct lower-cased noun lemmas of ``text`` that are not stop words or words of ``question``."""
+    if not text.strip():
+        return []
+    nlp = _tagger()
+    asked: set[str] = set()
+    if question:
+        for token in nlp(question):
+            asked.update((token.text.lower(), token.lemma_.lower()))
+    nouns: list[str] = []
+    for token in nlp(text):
+        lemma = token.lemma_.lower()
+        if (token.pos_ in _NOUN_TAGS and token.is_alpha and not token.is_stop
+                and lemma not in asked and token.text.lower() not in asked and lemma not in nouns):
+            nouns.append(lemma)
+    return nouns
 
 
 @dataclass(frozen=True)
@@ -35,6 +70,7 @@ class EntityMatch:
     matched: list[str]  # gold entities with a predicted entity at cosine ≥ θ
     unmatched_predicted: list[str]  # predicted entities close to no gold entity (other specifics)
     similarity: float
+    source: str = "entities"  # "entities", or "nouns" when the gold had no entities (fallback)
 
 
 def match_entities(
@@ -62,26 +98,40 @@ def match_entities(
 class EntityMatcher:
     """Extracts and embeds entities, then matches them; caches both per text."""
 
-    def __init__(self, threshold: float = 0.8, encoder: Encoder | None = None):
+    def __init__(self, threshold: float = 0.8, encoder: Encoder | None = None, noun_fallback: bool = True):
         self.threshold = threshold
         self.encoder = encoder or Encoder()
-        self._entities: dict[tuple[str, str], list[str]] = {}
+        self.noun_fallback = noun_fallback
+        self._entities: dict[tuple[str, str, str], list[str]] = {}
 
     def entities(self, text: str, question: str | None) -> list[str]:
         """Entities of ``text`` minus those echoing ``question``."""
-        key = (text, question or "")
+        return self._cached("entities", text, question)
+
+    def nouns(self, text: str, question: str | None) -> list[str]:
+        """Content nouns of ``text`` minus the question's words (the fallback)."""
+        return self._cached("nouns", text, question)
+
+    def _cached(self, kind: str, text: str, question: str | None) -> list[str]:
+        key = (kind, text, question or "")
         if key not in self._entities:
-            self._entities[key] = extract_entities(text, question=question)
+            extract = extract_entities if kind == "entities" else content_nouns
+            self._entities[key] = extract(text, question=question)
         return self._entities[key]
 
     def match(self, gold: str, prediction: str, question: str | None) -> EntityMatch:
-        """Entity similarity of ``prediction`` to ``gold`` for ``question``."""
+        """Entity similarity of ``prediction`` to ``gold`` for ``question`` (nouns if gold has no entities)."""
+        source = "entities"
         gold_entities = self.entities(gold, question)
         predicted_entities = self.entities(prediction, question)
-        return match_entities(
+        if not gold_entities and self.noun_fallback:
+            source = "nouns"
+            gold_entities, predicted_entities = self.nouns(gold, question), self.nouns(prediction, question)
+        match = match_entities(
             gold_entities,
             predicted_entities,
             self.encoder.embed(gold_entities),
             self.encoder.embed(predicted_entities),
             self.threshold,
         )
+        return EntityMatch(**{**match.__dict__, "source": source})

@@ -116,6 +116,7 @@ class SemanticJudge:
         evidence = {
             "cosine": round(cosine, 6),
             "entity_similarity": match.similarity,
+            "entity_source": match.source,
             "gold_entities": match.gold,
             "predicted_entities": match.predicted,
             "unmatched_predicted_entities": match.unmatched_predicted,

@@ -52,6 +52,7 @@ def _evidence(verdict: Verdict, match: EntityMatch, threshold: float, decision: 
         "predicted_entities": match.predicted,
         "matched_gold_entities": match.matched,
         "entity_similarity": match.similarity,
+        "entity_source": match.source,
         "entity_threshold": threshold,
     }
 

@@ -170,7 +170,9 @@ def _families(questions: pd.DataFrame) -> dict[str, pd.Index]:
 
 def judge_answers(questions: pd.DataFrame, answers: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Per record: judge verdict, entity evidence, forgotten/retained decision and ROUGE recall."""
-    matcher = EntityMatcher(threshold=params["entities"]["match_cosine"])
+    matcher = EntityMatcher(
+        threshold=params["entities"]["match_cosine"], noun_fallback=params["entities"]["noun_fallback"]
+    )
     thresholds = ForgetThresholds(**params["kfr"])
     frames = []
     for family, index in _families(questions).items():
