@@ -31,7 +31,11 @@ class UnlearningTrainer(Trainer):
         self.method = method
         self.weights = weights
         self.pad_token_id = pad_token_id
-        self.trained_tokens = 0  # real (non-padding) tokens through the trained forward, this process
+        # Work done by this process: real (non-padding) tokens and all positions (padding included)
+        # through the trained forward, and positions through the reference forward.
+        self.trained_tokens = 0
+        self.trained_positions = 0
+        self.reference_positions = 0
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_batches = 0
 
@@ -54,6 +58,7 @@ class UnlearningTrainer(Trainer):
         )
         result = self.method.loss(batch, self.weights)
         self.trained_tokens += int(attention_mask.sum())
+        self.trained_positions += input_ids.numel()
         self._record(result.terms)
         return (result.total, outputs) if return_outputs else result.total
 
@@ -64,6 +69,7 @@ class UnlearningTrainer(Trainer):
             return {}
         network = self.accelerator.unwrap_model(model)
         input_ids, attention_mask, sizes = stack_parts([parts[name] for name in names], self.pad_token_id)
+        self.reference_positions += input_ids.numel()
         with torch.no_grad(), network.disable_adapter(), _eval_mode(network), self.accelerator.autocast():
             logits = network(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
         return split_parts(logits, names, sizes, parts)

@@ -106,7 +106,10 @@ def train_unlearning(
     elapsed = time.perf_counter() - started
 
     accelerator = trainer.accelerator
-    tokens = int(accelerator.reduce(torch.tensor(trainer.trained_tokens, device=accelerator.device), reduction="sum"))
+    work = torch.tensor(
+        [trainer.trained_tokens, trainer.trained_positions, trainer.reference_positions], device=accelerator.device
+    )
+    tokens, positions, reference_positions = (int(v) for v in accelerator.reduce(work, reduction="sum"))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process and not config.keep_checkpoints:
         shutil.rmtree(output_dir, ignore_errors=True)
@@ -125,6 +128,8 @@ def train_unlearning(
         "train_time_s": round(elapsed, 3),
         "trained_tokens": tokens,
         "tokens_per_s": round(tokens / elapsed, 2) if elapsed > 0 else None,
+        "trained_positions": positions,  # padding included: what the hardware computed
+        "reference_positions": reference_positions,
         **peak_memory(),
         "precision": "bf16" if trainer.args.bf16 else "fp32",
         "trainable_parameters": sum(p.numel() for p in peft_model.parameters() if p.requires_grad),
