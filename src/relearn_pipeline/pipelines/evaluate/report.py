@@ -22,8 +22,8 @@ HEADLINE = [
     ("ROUGE-L recall retain", "rougeL_recall.retain"),
     ("MIA AUC loss (forget vs retain-eval)", "mia.loss.auc"),
     ("MIA AUC zlib", "mia.zlib.auc"),
-    ("MIA AUC min-k (k=0.4)", "mia.min_k.auc"),
-    ("MIA AUC min-k++ (k=0.4)", "mia.min_k_plus_plus.auc"),
+    ("MIA AUC min-k", "mia.min_k.auc"),
+    ("MIA AUC min-k++", "mia.min_k_plus_plus.auc"),
 ]
 DETAIL = [
     ("KFR on forget-set questions", "robustness.kfr.forget_original"),
