@@ -1,7 +1,7 @@
 """Run the finetune stage from the project's saved inputs, in one process or data-parallel.
 
     torchrun --nproc_per_node 2 -m relearn_pipeline.unlearning.launch --params finetune.method=npo_klr
-    accelerate launch --num_processes 2 -m relearn_pipeline.unlearning.launch
+    accelerate launch --multi_gpu --num_processes 2 -m relearn_pipeline.unlearning.launch   # GPUs
     python -m relearn_pipeline.unlearning.launch            # one process, same as the Kedro node
 
 Every process loads ``target_model``, ``augmented_forget_set``, ``forget_set``, ``retain_set`` and
