@@ -115,7 +115,8 @@ def build_evaluation_questions(
     params: dict[str, Any],
 ) -> pd.DataFrame:
     """Every question both models answer, tagged with its split and gold answer."""
-    for frame, name in ((forget_eval_set, "forget_eval_set"), (retain_eval_set, "retain_eval_set"), (forget_set, "forget_set")):
+    named = {"forget_eval_set": forget_eval_set, "retain_eval_set": retain_eval_set, "forget_set": forget_set}
+    for name, frame in named.items():
         _check_columns(frame, name, ["id", "subject", "question", "answer"])
     robustness = params["robustness"]
     parts = [_split_rows(forget_eval_set, "forget_eval"), _split_rows(retain_eval_set, "retain_eval")]
@@ -134,7 +135,9 @@ def build_evaluation_questions(
 def load_reference_model(base_model: str, params: dict[str, Any], model_loading: dict[str, Any]) -> ModelBundle:
     """The LM that scores perplexity for LS: ``evaluate.reference_model``, or the base model."""
     spec = params.get("reference_model") or base_model
-    return load_model(spec, dtype=model_loading["dtype"], device=model_loading["device"], cache_dir=model_loading.get("cache_dir"))
+    return load_model(
+        spec, dtype=model_loading["dtype"], device=model_loading["device"], cache_dir=model_loading.get("cache_dir")
+    )
 
 
 def build_unlearned_model(target_model: ModelBundle, unlearned_adapter: Any) -> ModelBundle:
@@ -303,7 +306,9 @@ def linguistic_aggregate(fluency: pd.DataFrame) -> dict[str, float]:
 
 def combine_metrics(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """The flat ``before.*`` / ``after.*`` figures of both models."""
-    return {**{f"before.{k}": float(v) for k, v in before.items()}, **{f"after.{k}": float(v) for k, v in after.items()}}
+    prefixed = {f"before.{k}": float(v) for k, v in before.items()}
+    prefixed.update({f"after.{k}": float(v) for k, v in after.items()})
+    return prefixed
 
 
 def to_mlflow_metrics(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
