@@ -204,3 +204,17 @@ def test_two_process_data_parallel_matches_one_process_with_the_same_global_batc
     assert two["history"]["loss"] == pytest.approx(one["history"]["loss"], rel=1e-4)
     for name, weight in one["lora"].items():
         torch.testing.assert_close(two["lora"][name], weight, rtol=0, atol=1e-4, msg=name)
+
+
+def test_gradient_checkpointing_changes_memory_not_results(qa_sets, tmp_path):
+    augmented, forget, retain = qa_sets
+    settings = dict(method="npo_klr", max_steps=2, batch_size=3)
+    plain = train_unlearning(build_tiny_model(0), augmented, forget, retain, config_for(tmp_path / "a", **settings))
+    checkpointed = train_unlearning(
+        build_tiny_model(0), augmented, forget, retain,
+        config_for(tmp_path / "b", gradient_checkpointing=True, **settings),
+    )
+    assert checkpointed.model.base_model.model.is_activation_checkpointing
+    assert list(checkpointed.history["loss"]) == pytest.approx(list(plain.history["loss"]), rel=1e-5)
+    for name, weight in lora_weights(plain.model).items():
+        torch.testing.assert_close(lora_weights(checkpointed.model)[name], weight, rtol=1e-5, atol=1e-6)
