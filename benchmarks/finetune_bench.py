@@ -282,7 +282,8 @@ def print_table(results: dict, peak: float, options) -> None:
         ("optimizer steps", options.steps, options.steps, "{}"),
         ("train time (s)", ours["train_time_s"], theirs["train_time_s"], "{:.1f}"),
         ("real tokens trained", ours["real_tokens"], theirs["real_tokens"], "{}"),
-        ("positions computed (incl. padding, reference)", ours["computed_positions"], theirs["computed_positions"], "{}"),
+        ("positions computed (incl. padding, reference)", ours["computed_positions"],
+         theirs["computed_positions"], "{}"),
         ("training tokens/s (real tokens)", ours["tokens_per_s"], theirs["tokens_per_s"], "{:.1f}"),
         (f"peak memory (MB, {ours['memory_kind']})", ours["peak_memory_mb"], theirs["peak_memory_mb"], "{:.0f}"),
     ]

@@ -89,11 +89,17 @@ class UnlearningTrainer(Trainer):
         self._term_batches += 1
 
 
-def stack_parts(parts: list[dict[str, torch.Tensor]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+def stack_parts(
+    parts: list[dict[str, torch.Tensor]], pad_token_id: int
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """Concatenate batches along rows, right-padding to the longest; return ids, mask, row counts."""
     longest = max(part["input_ids"].shape[1] for part in parts)
-    input_ids = torch.cat([F.pad(p["input_ids"], (0, longest - p["input_ids"].shape[1]), value=pad_token_id) for p in parts])
-    attention_mask = torch.cat([F.pad(p["attention_mask"], (0, longest - p["attention_mask"].shape[1])) for p in parts])
+
+    def right_pad(tensor: torch.Tensor, value: int) -> torch.Tensor:
+        return F.pad(tensor, (0, longest - tensor.shape[1]), value=value)
+
+    input_ids = torch.cat([right_pad(part["input_ids"], pad_token_id) for part in parts])
+    attention_mask = torch.cat([right_pad(part["attention_mask"], 0) for part in parts])
     return input_ids, attention_mask, [part["input_ids"].shape[0] for part in parts]
 
 

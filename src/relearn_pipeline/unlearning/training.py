@@ -67,7 +67,10 @@ def train_unlearning(
     config: FinetuneConfig,
     callbacks: list[TrainerCallback] | None = None,
 ) -> FinetuneResult:
-    """Fine-tune a LoRA adapter on ``bundle.model`` with ``config.method``; resumes a matching run."""
+    """Fine-tune a LoRA adapter on ``bundle.model`` with ``config.method``; resumes a matching run.
+
+    The adapter is injected into ``bundle.model`` in place (PEFT's way); ``result.model`` wraps it.
+    """
     method = config.spec
     tokenizer = bundle.tokenizer
     if method.forget_data == "augmented":
@@ -204,7 +207,8 @@ def training_history(log_history: list[dict]) -> pd.DataFrame:
 def peak_memory() -> dict:
     """Peak accelerator memory of this process (CUDA allocator), or its peak resident memory on CPU."""
     if torch.cuda.is_available():
-        return {"peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1), "memory_kind": "cuda_max_allocated"}
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        return {"peak_memory_mb": round(peak, 1), "memory_kind": "cuda_max_allocated"}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
     return {"peak_memory_mb": round(rss * scale / 2**20, 1), "memory_kind": "cpu_max_rss"}

@@ -1,6 +1,5 @@
 """The finetune pipeline on an in-memory catalog with the tiny model; its config files; the adapter dataset."""
 
-import copy
 
 import pandas as pd
 import pytest
