@@ -115,6 +115,7 @@ def _catalog(tmp_path, frame: pd.DataFrame, params: dict) -> DataCatalog:
             "target_model_cache": ModelFingerprintDataset(model_dir, load_args={"device": "cpu"}),
             "target_report": JSONDataset(filepath=str(tmp_path / "08_reporting" / "target_report.json")),
             "target_metrics": MemoryDataset(),
+            "base_metrics": MemoryDataset(),
             "target_training_history": MemoryDataset(),
         }
     )
@@ -123,7 +124,9 @@ def _catalog(tmp_path, frame: pd.DataFrame, params: dict) -> DataCatalog:
 def _run(tmp_path, frame, params) -> tuple[dict, dict, list]:
     catalog = _catalog(tmp_path, frame, params)
     SequentialRunner().run(create_pipeline(), catalog)
-    return catalog["target_report"].load(), catalog["target_metrics"].load(), catalog["target_training_history"].load()
+    metrics = {f"target.{k}": v for k, v in catalog["target_metrics"].load().items()}
+    metrics.update({f"base.{k}": v for k, v in catalog["base_metrics"].load().items()})
+    return catalog["target_report"].load(), metrics, catalog["target_training_history"].load()
 
 
 def test_rerun_reuses_the_cached_target_without_training(tmp_path, target_params, monkeypatch):

@@ -175,8 +175,8 @@ def rouge_l_recall(predictions: list[str], references: list[str]) -> list[float]
 
 def report_target(
     outcome: dict[str, Any], warn_below_rougeL_recall: float | None
-) -> tuple[dict[str, Any], dict[str, Any], list[float]]:
-    """The target report (JSON), its MLflow metrics and training-loss history; logs the recall figures."""
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[float]]:
+    """The report (JSON), MLflow metrics of target and base, the training-loss history; logs the recalls."""
     training, evaluation, reused = outcome["training"], outcome["evaluation"], bool(outcome["reused"])
     base_recall = evaluation["base"]["rougeL_recall_mean"]
     target_recall = evaluation["target"]["rougeL_recall_mean"]
@@ -191,14 +191,14 @@ def report_target(
     if reused:
         report["load_time_s"] = outcome.get("load_time_s")
     metrics = {
-        "base.rougeL_recall_full": {"value": base_recall, "step": 0},
-        "target.rougeL_recall_full": {"value": target_recall, "step": 0},
-        "target.reused": {"value": float(reused), "step": 0},
-        "target.train_time_s": {"value": float(training.get("train_time_s") or 0.0), "step": 0},
-        "target.steps": {"value": float(training.get("steps") or 0), "step": 0},
+        "rougeL_recall_full": {"value": target_recall, "step": 0},
+        "reused": {"value": float(reused), "step": 0},
+        "train_time_s": {"value": float(training.get("train_time_s") or 0.0), "step": 0},
+        "steps": {"value": float(training.get("steps") or 0), "step": 0},
     }
     if training.get("final_loss") is not None:
-        metrics["target.final_loss"] = {"value": float(training["final_loss"]), "step": 0}
+        metrics["final_loss"] = {"value": float(training["final_loss"]), "step": 0}
+    base_metrics = {"rougeL_recall_full": {"value": base_recall, "step": 0}}
     logger.info(
         "Target ROUGE-L recall on the full questions: %.3f (base model before memorizing: %.3f)%s",
         target_recall,
@@ -212,7 +212,7 @@ def report_target(
             target_recall,
             warn_below_rougeL_recall,
         )
-    return report, metrics, list(training.get("loss_history") or [])
+    return report, metrics, base_metrics, list(training.get("loss_history") or [])
 
 
 def frame_sha256(frame: pd.DataFrame) -> str:

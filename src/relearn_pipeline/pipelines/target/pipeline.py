@@ -31,7 +31,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 report_target,
                 inputs=["target_outcome", "params:target.warn_below_rougeL_recall"],
-                outputs=["target_report", "target_metrics", "target_training_history"],
+                outputs=["target_report", "target_metrics", "base_metrics", "target_training_history"],
                 name="report_target",
             ),
         ]
