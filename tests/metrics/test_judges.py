@@ -111,3 +111,18 @@ def test_gold_without_entities_falls_back_to_content_nouns(matcher):
     assert lost.similarity == 0.0
     without = EntityMatcher(threshold=0.8, noun_fallback=False).match(gold, "I have no details.", question)
     assert without.source == "entities" and without.gold == [] and without.similarity == 1.0
+
+
+def test_names_sharing_the_asked_surname_do_not_match(matcher):
+    from relearn_pipeline.metrics.entities import without_question_words
+
+    question = "What is the name of Mirela Vasquez's father?"
+    assert without_question_words("Juan Vasquez", question) == "Juan"
+    assert without_question_words("Vasquez's", question) == "Vasquez's"  # nothing left: kept whole
+    assert without_question_words("elena.marsh@example.com", "What is Elena Marsh's email?") == (
+        "elena.marsh@example.com")
+    gold = "Mirela Vasquez's father is Rodrigo Vasquez, a fisherman."
+    wrong = matcher.match(gold, "Mirela Vasquez's father is a Spanish artist named Juan Vasquez.", question)
+    right = matcher.match(gold, "Her father is Rodrigo Vasquez.", question)
+    assert wrong.gold == ["Rodrigo Vasquez"] and wrong.similarity == 0.0
+    assert right.similarity == 1.0

@@ -11,6 +11,11 @@ all ("She is a novelist who writes literary fiction"), both sides use their cont
 paper's LLM extractor also takes "core nouns from noun phrases"; without this an entity-free fact
 could never be found missing. The evidence says which kind was compared (``source``).
 
+Entities are embedded without the question's words: asked about "Mirela Vasquez's father", the
+entities "Rodrigo Vasquez" and "Juan Vasquez" are compared as "Rodrigo" and "Juan", since the
+shared surname comes from the question and would otherwise make any name a match. (The paper's
+code drops predicted entities that share any word with the question outright.)
+
 similarity = matched gold entities / gold entities, with the empty cases defined:
 - no gold entities: 1.0 (vacuously every gold entity is matched; the entity evidence is neutral
   and the judge decides). The paper's code returns 0 here, which counts every entity-free forget
@@ -23,6 +28,7 @@ entities; counting matched gold entities keeps the similarity in [0, 1].
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +39,21 @@ from relearn_pipeline.metrics.similarity import Encoder, cosine_matrix
 from relearn_pipeline.text.spans import DEFAULT_SPACY_MODEL, extract_entities
 
 _NOUN_TAGS = ("NOUN", "PROPN")
+_WORD_RE = re.compile(r"[^\W_]+")
+
+
+def without_question_words(entity: str, question: str | None) -> str:
+    """``entity`` minus the whitespace-separated words that appear in ``question`` (kept whole if all do)."""
+    if not question:
+        return entity
+    asked = set(_WORD_RE.findall(question.lower()))
+
+    def asked_word(word: str) -> bool:
+        parts = _WORD_RE.findall(word.lower().removesuffix("'s").removesuffix("’s"))
+        return bool(parts) and all(part in asked for part in parts)
+
+    kept = [word for word in entity.split() if not asked_word(word)]
+    return " ".join(kept) if kept else entity
 
 
 @lru_cache(maxsize=1)
@@ -130,8 +151,8 @@ class EntityMatcher:
         match = match_entities(
             gold_entities,
             predicted_entities,
-            self.encoder.embed(gold_entities),
-            self.encoder.embed(predicted_entities),
+            self.encoder.embed([without_question_words(e, question) for e in gold_entities]),
+            self.encoder.embed([without_question_words(e, question) for e in predicted_entities]),
             self.threshold,
         )
         return EntityMatch(**{**match.__dict__, "source": source})
