@@ -21,7 +21,7 @@ from relearn_pipeline.models.loading import ModelBundle, load_model_dir, pick_de
 logger = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "relearn_fingerprint.json"
-# metadata key of a ModelBundle whose value (a dict with a "fingerprint" entry) is written to FINGERPRINT_FILE
+# ModelBundle.metadata key whose value (a dict with a "fingerprint" entry) goes to FINGERPRINT_FILE
 FINGERPRINT_KEY = "relearn_fingerprint"
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 _DEFAULT_LOAD_ARGS = {"dtype": "float32", "device": "auto"}
@@ -97,7 +97,7 @@ class HFModelDataset(AbstractDataset[ModelBundle, ModelBundle]):
         fingerprint = record.get("fingerprint")
         stored = read_fingerprint_record(self._filepath)
         if fingerprint and stored is not None and stored.get("fingerprint") == fingerprint:
-            logger.info("%s already holds fingerprint %s; not rewriting it", self._filepath, fingerprint[:12])
+            logger.info("%s already holds fingerprint %s; not rewriting", self._filepath, fingerprint[:12])
             return
         record.setdefault("fingerprint", None)
         record["spec"] = data.spec
@@ -105,7 +105,8 @@ class HFModelDataset(AbstractDataset[ModelBundle, ModelBundle]):
             data.model.save_pretrained(staging, safe_serialization=True)
             data.tokenizer.save_pretrained(staging)
             # Written last: a directory only counts as complete once its fingerprint is there.
-            (staging / FINGERPRINT_FILE).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+            text = json.dumps(record, indent=2, sort_keys=True)
+            (staging / FINGERPRINT_FILE).write_text(text, encoding="utf-8")
         logger.info("Saved %s to %s", data.spec, self._filepath)
 
     def _exists(self) -> bool:

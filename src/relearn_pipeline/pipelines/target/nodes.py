@@ -37,7 +37,7 @@ QA_COLUMNS = ("id", "subject", "question", "answer")
 def fingerprint_target(
     full_set: pd.DataFrame, base_model: str, model_loading: dict[str, Any], target: dict[str, Any]
 ) -> dict[str, Any]:
-    """Identify the target to build by a hash of base model, full_set content, training and evaluation settings."""
+    """Identify the target by a hash of base model, full_set content, training and evaluation settings."""
     mode = _check_mode(target)
     _check_full_set(full_set)
     inputs: dict[str, Any] = {
@@ -81,7 +81,9 @@ def make_target_model(
     evaluation = target["evaluation"]
     base_eval = answer_recall(bundle, full_set, evaluation, label="base")
     if _check_mode(target) == "as_is":
-        training: dict[str, Any] = {"mode": "as_is", "steps": 0, "train_time_s": 0.0, "final_loss": None, "loss_history": []}
+        training: dict[str, Any] = {
+            "mode": "as_is", "steps": 0, "train_time_s": 0.0, "final_loss": None, "loss_history": []
+        }
         target_eval = {**base_eval, "model": "target"}
     else:
         training = {"mode": "memorize", **memorize(bundle, full_set, target["training"])}
@@ -118,7 +120,10 @@ def memorize(bundle: ModelBundle, full_set: pd.DataFrame, training: dict[str, An
     bundle.model = model.merge_and_unload() if adapter == "lora" else model
     bundle.model.eval()
     losses = [float(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
-    logger.info("Memorized %d QA pairs in %d steps, %.0fs (final loss %.4f)", len(features), result.global_step, elapsed, losses[-1] if losses else float("nan"))
+    logger.info(
+        "Memorized %d QA pairs in %d steps, %.0fs (final loss %.4f)",
+        len(features), result.global_step, elapsed, losses[-1] if losses else float("nan"),
+    )
     return {
         "adapter": adapter,
         "examples": len(features),
@@ -170,7 +175,8 @@ def answer_recall(
 def rouge_l_recall(predictions: list[str], references: list[str]) -> list[float]:
     """ROUGE-L recall (stemmed) of each prediction against its reference."""
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return [scorer.score(ref, pred)["rougeL"].recall for pred, ref in zip(predictions, references, strict=True)]
+    pairs = zip(predictions, references, strict=True)
+    return [scorer.score(ref, pred)["rougeL"].recall for pred, ref in pairs]
 
 
 def report_target(
@@ -205,19 +211,21 @@ def report_target(
         base_recall,
         " [reused the cached target]" if reused else "",
     )
-    if training.get("mode") == "memorize" and warn_below_rougeL_recall is not None and target_recall < warn_below_rougeL_recall:
+    threshold = warn_below_rougeL_recall
+    if training.get("mode") == "memorize" and threshold is not None and target_recall < threshold:
         logger.warning(
             "The memorized target reaches ROUGE-L recall %.3f < %.2f on its own training questions; "
             "raise params:target.training.epochs or learning_rate",
             target_recall,
-            warn_below_rougeL_recall,
+            threshold,
         )
     return report, metrics, base_metrics, list(training.get("loss_history") or [])
 
 
 def frame_sha256(frame: pd.DataFrame) -> str:
     """A content hash of the QA columns, independent of the DataFrame's index and dtypes."""
-    rows = frame.loc[:, [c for c in QA_COLUMNS if c in frame.columns]].astype(str).to_dict(orient="split")
+    columns = [c for c in QA_COLUMNS if c in frame.columns]
+    rows = frame.loc[:, columns].astype(str).to_dict(orient="split")
     payload = json.dumps({"columns": rows["columns"], "data": rows["data"]}, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -294,7 +302,7 @@ def _check_full_set(full_set: pd.DataFrame) -> None:
 
 
 def _local_model_identity(spec: str) -> dict[str, Any] | None:
-    """Sizes and mtimes of a local base model's weight files, so a changed directory changes the fingerprint."""
+    """Sizes and mtimes of a local base model's files, so a changed directory changes the fingerprint."""
     directory = Path(spec).expanduser()
     if not directory.is_dir():
         return None
