@@ -13,8 +13,8 @@ Each side runs in its own process so peak memory is its own (CUDA: max allocated
 shown in full and above the RSS right after loading the model). Achieved FLOP/s (all positions the
 hardware computed, padding included) is shown as a share of a dense matmul peak measured here.
 
-    python benchmarks/finetune_bench.py                      # 4 steps, batch 2, SmolLM2-135M
-    python benchmarks/finetune_bench.py --steps 8 --batch-size 4
+    python benchmarks/finetune_bench.py                      # 4 steps, batch 2, 1 thread, SmolLM2-135M
+    python benchmarks/finetune_bench.py --steps 8 --batch-size 4 --threads 8   # a dedicated machine
 
 On a shared CPU, timings are noisy: compare the two columns of one run, not runs with each other.
 """
@@ -248,7 +248,9 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="embedded:smollm2-135m-instruct")
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps for each implementation")
     parser.add_argument("--batch-size", type=int, default=2, help="forget (and retain) examples per step")
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    # One thread by default: on a shared, oversubscribed CPU more threads make small ops wait on
+    # each other (measured here: 2 threads ran this implementation 10x slower than 1).
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per side (default 1)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--impl", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)

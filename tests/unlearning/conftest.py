@@ -19,3 +19,14 @@ def qa_frame(prefix: str, n: int) -> pd.DataFrame:
 def qa_sets():
     """(augmented_forget_set, forget_set, retain_set) with 6, 6 and 8 rows."""
     return qa_frame("aug", 6), qa_frame("forget", 6), qa_frame("retain", 8)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run many small ops: one thread is faster and immune to a busy, shared CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
