@@ -85,7 +85,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it, instead of a temporary one")
     args = parser.parse_args()
     rows: list[tuple[str, str]] = []
-    work = Path(tempfile.mkdtemp(prefix="target-bench-", dir=args.keep)) if args.keep else Path(tempfile.mkdtemp(prefix="target-bench-"))
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="target-bench-", dir=args.keep))
     try:
         if not args.skip_cold:
             cold = embedded_load_seconds(work / "cold-cache")

@@ -26,6 +26,10 @@ def _fingerprinted(seed: int, fingerprint: str):
     return bundle
 
 
+def _crash(*args, **kwargs):
+    raise OSError("disk full")
+
+
 def test_round_trip_gives_the_same_logits_and_tokenizer(tmp_path):
     bundle = _fingerprinted(seed=1, fingerprint="abc")
     dataset = HFModelDataset(str(tmp_path / "model"), load_args={"device": "cpu"})
@@ -61,10 +65,7 @@ def test_failure_mid_save_leaves_no_directory_that_loads_as_complete(tmp_path, m
     dataset = HFModelDataset(str(target), load_args={"device": "cpu"})
     bundle = _fingerprinted(seed=1, fingerprint="new")
 
-    def crash(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(bundle.tokenizer, "save_pretrained", crash)  # weights written, then a crash
+    monkeypatch.setattr(bundle.tokenizer, "save_pretrained", _crash)  # weights written, then a crash
     with pytest.raises(DatasetError, match="disk full"):
         dataset.save(bundle)
     assert not target.exists()
@@ -79,8 +80,8 @@ def test_failure_mid_save_keeps_the_previous_model_intact(tmp_path, monkeypatch)
     dataset = HFModelDataset(str(target), load_args={"device": "cpu"})
     dataset.save(_fingerprinted(seed=1, fingerprint="old"))
     replacement = _fingerprinted(seed=2, fingerprint="new")
-    monkeypatch.setattr(replacement.tokenizer, "save_pretrained", lambda *a, **k: (_ for _ in ()).throw(OSError("boom")))
-    with pytest.raises(DatasetError, match="boom"):
+    monkeypatch.setattr(replacement.tokenizer, "save_pretrained", _crash)
+    with pytest.raises(DatasetError, match="disk full"):
         dataset.save(replacement)
     assert ModelFingerprintDataset(str(target)).load().fingerprint == "old"
     assert torch.allclose(_logits(dataset.load()), _logits(build_tiny_model(seed=1)), atol=1e-6)
