@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ def run_finetune_stage(catalog: DataCatalog, mlflow_run: bool = False) -> dict[s
     adapter, history, summary = finetune_adapter(*inputs, config)
     if not PartialState().is_main_process:
         return None
-    with _mlflow_run(f"finetune-{config.method}-x{summary['world_size']}") if mlflow_run else nullcontext():
+    run_name = f"finetune-{config.method}-x{summary['world_size']}"
+    with _mlflow_run(run_name, catalog.load("params:finetune")) if mlflow_run else nullcontext():
         catalog.save("unlearned_adapter", adapter)
         catalog.save("finetune_history", history)
         catalog.save("finetune_summary", summary)
@@ -48,10 +49,24 @@ def run_finetune_stage(catalog: DataCatalog, mlflow_run: bool = False) -> dict[s
     return summary
 
 
-def _mlflow_run(name: str):
+@contextmanager
+def _mlflow_run(name: str, params: dict[str, Any]):
+    """An MLflow run with the stage's params logged as ``finetune.<key>``, like kedro-mlflow does."""
     import mlflow
 
-    return mlflow.start_run(run_name=name)
+    with mlflow.start_run(run_name=name) as run:
+        mlflow.log_params({f"finetune.{key}": value for key, value in _flatten(params).items()})
+        yield run
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def parse_params(items: str) -> dict[str, Any]:
