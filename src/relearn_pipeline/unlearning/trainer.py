@@ -57,7 +57,7 @@ class UnlearningTrainer(Trainer):
             reference_retain_logits=reference.get("retain"),
         )
         result = self.method.loss(batch, self.weights)
-        self.trained_tokens += int(attention_mask.sum())
+        self.trained_tokens += attention_mask.sum().detach()  # a tensor: no device sync per step
         self.trained_positions += input_ids.numel()
         self._record(result.terms)
         return (result.total, outputs) if return_outputs else result.total

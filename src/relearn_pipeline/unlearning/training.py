@@ -110,7 +110,8 @@ def train_unlearning(
 
     accelerator = trainer.accelerator
     work = torch.tensor(
-        [trainer.trained_tokens, trainer.trained_positions, trainer.reference_positions], device=accelerator.device
+        [int(trainer.trained_tokens), trainer.trained_positions, trainer.reference_positions],
+        device=accelerator.device,
     )
     tokens, positions, reference_positions = (int(v) for v in accelerator.reduce(work, reduction="sum"))
     accelerator.wait_for_everyone()
