@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/kedro run --pipeline unlearn
+	$(BIN)/kedro run --pipelines unlearn
 
 sweep: $(STAMP)
 	$(BIN)/python -m relearn_pipeline.sweep
