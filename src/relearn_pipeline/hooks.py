@@ -70,3 +70,22 @@ def _git_tags(project_path: Path) -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
+
+
+class ParameterValidationHook:
+    """Checks every parameter block against ``relearn_pipeline.params`` before any node runs.
+
+    Runs first among the ``before_pipeline_run`` hooks (before kedro-mlflow opens a run), on the
+    parameters as merged with ``--params``, and raises one ``params.ParameterError`` that lists every
+    bad field as ``parameters_<stage>.yml: <stage>.<field>: <problem>``.
+    """
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
+        from relearn_pipeline.params import SHARED_KEYS, STAGE_MODELS, validate_parameters
+
+        params = {}
+        for name in (*SHARED_KEYS, *STAGE_MODELS):
+            if f"params:{name}" in catalog:
+                params[name] = catalog.load(f"params:{name}")
+        validate_parameters(params, run_params.get("runtime_params") or {})
