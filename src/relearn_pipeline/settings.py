@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from relearn_pipeline.hooks import RunNamingHook
+from relearn_pipeline.hooks import ParameterValidationHook, RunNamingHook
 
-HOOKS = (RunNamingHook(),)
+HOOKS = (RunNamingHook(), ParameterValidationHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
