@@ -12,6 +12,8 @@ export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# torch's OpenMP threads spin while waiting by default; on a busy 2-core machine that costs several x.
+export OMP_WAIT_POLICY := PASSIVE
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
 .PHONY: setup demo sweep test test-fast bench viz mlflow-ui clean-data

@@ -7,6 +7,8 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 
+from tqdm.auto import tqdm
+
 from relearn_pipeline.generation import generate_texts
 from relearn_pipeline.models import ModelBundle, load_model
 from relearn_pipeline.prompting import chat_prompt
@@ -61,6 +63,7 @@ class TransformersBackend:
                 )
             groups[(request.sampling, request.n)].append(index)
         tokenizer = self.bundle.tokenizer
+        bar = tqdm(total=len(requests), desc=f"generating ({self.model})", unit="prompt", disable=len(requests) < 2)
         for (sampling, n), indices in groups.items():
             prompts = {i: chat_prompt(tokenizer, requests[i].message_dicts()) for i in indices}
             ordered = sorted(indices, key=lambda i: len(prompts[i]))
@@ -89,4 +92,6 @@ class TransformersBackend:
                     results[index] = candidates
                     if on_result:
                         on_result(index, candidates)
+                bar.update(len(chunk))
+        bar.close()
         return results
