@@ -3,8 +3,9 @@
 from kedro.config import OmegaConfigLoader
 
 from relearn_pipeline.hooks import ParameterValidationHook, RunNamingHook
+from relearn_pipeline.tracking_privacy import PersonalDataMaskingHook
 
-HOOKS = (RunNamingHook(), ParameterValidationHook())
+HOOKS = (RunNamingHook(), PersonalDataMaskingHook(), ParameterValidationHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
