@@ -8,6 +8,7 @@ checks can name the file. Every problem raises `RecordError` naming file, record
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from numbers import Number
@@ -202,9 +203,13 @@ class QARecordsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return data
 
     def _parse_jsonl(self, text: str) -> list[dict[str, Any]]:
-        """Records of a JSON Lines file (blank lines skipped)."""
+        """Records of a JSON Lines file (blank lines skipped).
+
+        Lines end at LF only (the JSON Lines rule): `str.splitlines` would also split inside
+        strings at U+0085, U+2028 and other separators that `json.dumps(ensure_ascii=False)` writes raw.
+        """
         records: list[dict[str, Any]] = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
+        for lineno, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
             try:
@@ -327,7 +332,8 @@ class QARecordsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         if self._format == "parquet":
             frame.to_parquet(self._path, index=False)
         elif self._format == "csv":
-            atomic_write_text(self._path, frame.to_csv(index=False))
+            # Every cell quoted: unquoted, a lone "\r" inside a cell reads back as a line break.
+            atomic_write_text(self._path, frame.to_csv(index=False, quoting=csv.QUOTE_ALL))
         else:
             records = frame.to_dict(orient="records")
             if self._format == "json":
