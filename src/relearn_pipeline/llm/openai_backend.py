@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import openai
 
@@ -86,7 +86,9 @@ class OpenAIBackend:
                 for index, request in enumerate(requests)
             }
             while pending:
-                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+                # FIRST_COMPLETED: each response reaches on_result (the cache) as it arrives, not
+                # when the whole batch is done, so a killed run keeps what it already received.
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     index = pending.pop(future)
                     if future.cancelled():
