@@ -11,6 +11,8 @@ import io
 import json
 import re
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
@@ -56,10 +58,10 @@ def project(tmp_path, monkeypatch):
     return root
 
 
-def _run(root: Path, **runtime_params) -> mlflow.entities.Run:
+def _run(root: Path, pipelines: list[str] | None = None, **runtime_params) -> mlflow.entities.Run:
     bootstrap_project(root)
     with KedroSession.create(project_path=root, runtime_params=runtime_params or None) as session:
-        session.run(pipeline_name="ingest")
+        session.run(pipeline_names=pipelines or ["ingest"])
     while mlflow.active_run() is not None:
         mlflow.end_run()
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
@@ -91,9 +93,56 @@ def _leaked_spans(text: str, spans: pd.DataFrame) -> set[str]:
     return {s for s in spans["text"].unique() if re.search(span_regex(s), text, re.IGNORECASE)}
 
 
-def test_planted_api_key_reaches_neither_the_store_nor_the_artifacts(project):
-    run = _run(project)
+class _FakeOpenAI:
+    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1 that records the Authorization headers."""
+
+    def __init__(self):
+        self.auth: list[str | None] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.auth.append(self.headers.get("Authorization"))
+                choices = [
+                    {"index": i, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": f"Could you tell me more about their work ({i})?"}}
+                    for i in range(body.get("n", 1))
+                ]
+                data = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
+                                   "choices": choices}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_planted_api_key_used_by_augment_reaches_neither_the_store_nor_the_artifacts(project):
+    server = _FakeOpenAI()
+    try:
+        run = _run(project, pipelines=["ingest", "augment"], augment={
+            "max_records": 2, "variants": ["rephrase"],
+            "llm": {"backend": "openai", "openai": {"base_url": server.url, "timeout_s": 10, "max_retries": 0}},
+        })
+    finally:
+        server.close()
     assert run.info.status == "FINISHED"
+    # The key was really in play: the run sent the one from conf/local/credentials.yml.
+    assert server.auth and set(server.auth) == {f"Bearer {PLANTED_CREDS}"}
+    assert (project / "data" / "02_intermediate" / "augmented_raw.parquet").is_file()
+
     stores = [p for p in project.iterdir() if p.name.startswith("mlflow.db")]
     artifacts = [p for p in (project / "mlruns").rglob("*") if p.is_file()]
     assert stores and len(artifacts) >= 2  # ingest_report + forget_set at least
@@ -101,9 +150,11 @@ def test_planted_api_key_reaches_neither_the_store_nor_the_artifacts(project):
         data = path.read_bytes()
         for key in (PLANTED_ENV, PLANTED_CREDS):
             assert key.encode() not in data, f"{key} found in {path}"
-            assert b"PLANTED" not in data, f"part of a planted key found in {path}"
-    # The planted values were in the session's reach: the credentials entry and the environment.
-    assert "sk-test-PLANTED" in (project / "conf" / "local" / "credentials.yml").read_text()
+        assert b"PLANTED" not in data, f"part of a planted key found in {path}"
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    logged = client.get_run(run.info.run_id).data
+    assert logged.params["augment.llm.backend"] == "openai"  # the augment params were logged, the key not
+    assert not any("PLANTED" in str(v) for v in [*logged.params.values(), *logged.tags.values()])
 
 
 def test_masking_on_by_default_for_mlflow_artifacts_off_for_local_files(project):
