@@ -197,3 +197,73 @@ def test_span_masker_masks_nested_data_and_whole_words_only():
     assert masked["table"]["q"].tolist() == ["Who is [REDACTED:PERSON]?"] and masked["table"]["n"].tolist() == [2004]
     assert masked["[REDACTED:PERSON]"] == 1
     assert data["answers"][0].startswith("Ada Lind")  # the input is left as it was
+
+
+def test_every_mlflow_artifact_of_the_catalog_is_logged_masked(tmp_path, monkeypatch):
+    """The real MlflowArtifactDataset entries (evaluate, verify, compare, ingest), each saved once."""
+    import matplotlib
+    import yaml
+    from kedro.io import DataCatalog
+
+    from relearn_pipeline.tracking_privacy import PersonalDataMaskingHook
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    config = {}
+    for path in sorted((PROJECT / "conf" / "base").glob("catalog_*.yml")):
+        for name, entry in yaml.safe_load(path.read_text()).items():
+            if isinstance(entry, dict) and entry.get("type") == "kedro_mlflow.io.artifacts.MlflowArtifactDataset":
+                entry["dataset"]["filepath"] = str(tmp_path / "local" / Path(entry["dataset"]["filepath"]).name)
+                config[name] = entry
+    assert {"generations", "augmented_forget_set", "verification_report", "ingest_report", "evaluation_report"} <= set(config)
+
+    catalog = DataCatalog.from_config(config)
+    hook = PersonalDataMaskingHook()
+    hook.after_catalog_created(catalog, {"parameters": {"tracking": {"mask_personal_data": True}}})
+    spans = pd.DataFrame({"text": ["Ada Lind", "ada@lind.no", "12 Elm Road"], "label": ["PERSON", "EMAIL", "ADDRESS"]})
+    hook.after_dataset_saved("sensitive_spans", spans)
+    secret = "Ada Lind lives at 12 Elm Road, mail ada@lind.no"
+    samples = {
+        "pandas.ParquetDataset": pd.DataFrame({"question": ["Who is Ada Lind?"], "answer": [secret],
+                                               "evidence": [[secret, "ok"]]}),
+        "pandas.CSVDataset": pd.DataFrame({"method": ["npo_klr"], "note": [secret]}),
+        "json.JSONDataset": {"answers": [{"gold": secret}], secret: 1},
+        "text.TextDataset": f"# Report\n\n| gold |\n| {secret} |\n",
+    }
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        run = _save_all(catalog, config, samples)
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    logged = _artifact_files(tmp_path, run)
+    expected = {f"{e['artifact_path']}/{Path(e['dataset']['filepath']).name}" for e in config.values()}
+    assert set(logged) == expected
+    for name, path in logged.items():
+        if path.suffix != ".png":
+            text = _text_of(path)
+            assert _leaked_spans(text, spans) == set(), name
+            assert "[REDACTED:PERSON]" in text and "[REDACTED:EMAIL]" in text, name
+    for local in (tmp_path / "local").iterdir():  # local files: as saved
+        if local.suffix != ".png":
+            assert "ada@lind.no" in _text_of(local), local.name
+
+
+def _save_all(catalog, config: dict, samples: dict) -> mlflow.entities.Run:
+    import matplotlib.pyplot as plt
+
+    from relearn_pipeline.tracking_privacy import MaskedArtifactDataset
+
+    experiment = mlflow.create_experiment("masking", artifact_location=(Path.cwd() / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        for name, entry in config.items():
+            assert isinstance(catalog.get(name), MaskedArtifactDataset), name
+            kind = entry["dataset"]["type"]
+            if kind == "matplotlib.MatplotlibDataset":
+                figure, axes = plt.subplots()
+                axes.plot([0, 1], [1, 0])
+                catalog.save(name, figure)
+                plt.close(figure)
+            else:
+                catalog.save(name, samples[kind])
+    return run
