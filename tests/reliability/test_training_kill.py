@@ -1,0 +1,84 @@
+"""Fine-tuning killed with SIGKILL between checkpoints resumes from the last one, to the same weights.
+
+A real child process trains the tiny model (tests/reliability/train_worker.py); the test waits for
+a complete checkpoint, SIGKILLs the process while it trains on, and runs the worker again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+HERE = Path(__file__).resolve().parent
+WORKER = str(HERE / "train_worker.py")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _train(out: Path, checkpoints: Path) -> dict:
+    done = subprocess.run([sys.executable, WORKER, str(out), "--checkpoints", str(checkpoints)],
+                          env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(out)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The uninterrupted run (8 steps, 3 per epoch), in its own process."""
+    tmp = tmp_path_factory.mktemp("straight")
+    result = _train(tmp / "straight.pt", tmp / "checkpoints")
+    assert result["summary"]["resumed_from"] is None
+    return result
+
+
+RESUME_IN_LATER_EPOCH_BUG = (
+    "known bug: resuming inside the 2nd or a later epoch trains the rest of that epoch with "
+    "PairedDataset.epoch == 0 (the data loader that skips the trained batches never sets the "
+    "dataset's epoch), so retain pairs differ from an uninterrupted run from the first step after resume"
+)
+
+
+@pytest.mark.parametrize(
+    "checkpoint",
+    [2, pytest.param(4, marks=pytest.mark.xfail(reason=RESUME_IN_LATER_EPOCH_BUG, strict=True, raises=AssertionError))],
+    ids=["killed-in-epoch-1", "killed-in-epoch-2"],
+)
+def test_sigkill_mid_training_resumes_from_the_last_checkpoint_with_the_same_final_weights(
+    tmp_path, straight, checkpoint
+):
+
+    checkpoints = tmp_path / "checkpoints"
+    victim = subprocess.Popen(
+        [sys.executable, WORKER, str(tmp_path / "never.pt"), "--checkpoints", str(checkpoints), "--throttle-s", "0.4"],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        # the checkpoint is complete once trainer_state.json (written last) is there
+        while not list(checkpoints.glob(f"*/checkpoint-{checkpoint}/trainer_state.json")):
+            assert victim.poll() is None, "the worker ended before it could be killed"
+            assert time.monotonic() < deadline, f"no checkpoint-{checkpoint} within 90 s"
+            time.sleep(0.02)
+        os.kill(victim.pid, signal.SIGKILL)  # during the next step (mid-epoch), before the next checkpoint
+        victim.wait(10)
+    finally:
+        if victim.poll() is None:
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.wait(10)
+    assert victim.returncode == -signal.SIGKILL
+    assert not (tmp_path / "never.pt").exists()
+    assert sorted(p.name for p in checkpoints.glob("*/checkpoint-*")) == [f"checkpoint-{s}" for s in range(2, checkpoint + 1, 2)]
+
+    resumed = _train(tmp_path / "resumed.pt", checkpoints)
+    assert resumed["summary"]["resumed_from"].endswith(f"checkpoint-{checkpoint}")
+    assert resumed["summary"]["steps"] == straight["summary"]["steps"] == 8
+    assert resumed["history"]["step"] == straight["history"]["step"]
+    assert straight["lora"].keys() == resumed["lora"].keys() and straight["lora"]
+    for name, weight in straight["lora"].items():
+        torch.testing.assert_close(resumed["lora"][name], weight, rtol=0, atol=1e-6)
