@@ -52,7 +52,11 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.update({"KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-                "PYTHONUNBUFFERED": "1"})
+                "PYTHONUNBUFFERED": "1",
+                # Offline: any HTTP(S) call but to 127.0.0.1 goes to a closed local port and fails at once.
+                "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+                "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
     return env
 
 
@@ -66,7 +70,9 @@ def _wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"{process.args[:3]} exited ({process.returncode}) before {url} answered:\n{log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"{process.args[:3]} exited ({process.returncode}) before {url} answered:\n{log.read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
@@ -99,7 +105,7 @@ def browser(tmp_path) -> Iterator:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    assert CHROMEDRIVER.exists(), f"{CHROMEDRIVER} is missing: `apt-get install -y chromium-driver` (it comes with chromium)"
+    assert CHROMEDRIVER.exists(), f"{CHROMEDRIVER} is missing: `apt-get install -y chromium-driver`"
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
