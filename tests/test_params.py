@@ -76,6 +76,7 @@ BAD = [
     ("augment.llm.openai.base_url", "localhost:8080", "parameters_augment.yml", "pattern"),
     ("augment.llm.transformers.model", "no such model", "parameters_augment.yml", "not a model spec"),
     ("augment.variants", ["rephrase", "poem"], "parameters_augment.yml", "'rephrase'"),
+    ("augment.question.rounds", 0, "parameters_augment.yml", "greater than 0"),
     ("augment.question.sampling.top_p", 0, "parameters_augment.yml", "greater than 0"),
     ("verify.fallback", "skip", "parameters_verify.yml", "'template' or 'drop'"),
     ("verify.well_formed.min_english_share", 2, "parameters_verify.yml", "less than or equal to 1"),

@@ -207,7 +207,7 @@ class LLMParams(_Block):
 
 class QuestionOptions(_Block):
     candidates: PositiveInt = 3
-    rounds: NonNegativeInt = 2
+    rounds: PositiveInt = 2  # rounds in all (augment runs range(rounds)): 0 would ask for nothing
     sampling: Sampling = Sampling()
 
 
