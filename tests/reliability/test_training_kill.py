@@ -37,16 +37,9 @@ def straight(tmp_path_factory):
     return result
 
 
-RESUME_IN_LATER_EPOCH_BUG = (
-    "known bug: resuming inside the 2nd or a later epoch trains the rest of that epoch with "
-    "PairedDataset.epoch == 0 (the data loader that skips the trained batches never sets the "
-    "dataset's epoch), so retain pairs differ from an uninterrupted run from the first step after resume"
-)
-
-
 @pytest.mark.parametrize(
     "checkpoint",
-    [2, pytest.param(4, marks=pytest.mark.xfail(reason=RESUME_IN_LATER_EPOCH_BUG, strict=True, raises=AssertionError))],
+    [2, 4],
     ids=["killed-in-epoch-1", "killed-in-epoch-2"],
 )
 def test_sigkill_mid_training_resumes_from_the_last_checkpoint_with_the_same_final_weights(

@@ -62,6 +62,14 @@ class UnlearningTrainer(Trainer):
         self._record(result.terms)
         return (result.total, outputs) if return_outputs else result.total
 
+    def get_resumed_dataloader(self, dataloader, num_batches):
+        """Skip the trained batches of the resumed epoch, keeping that epoch's retain pairing."""
+        # The skipping loader never forwards set_epoch to the dataset, so a resume inside epoch
+        # e > 0 would otherwise pair the rest of the epoch as if it were epoch 0.
+        if hasattr(self.train_dataset, "set_epoch"):
+            self.train_dataset.set_epoch(int(self.state.epoch + 1e-6))
+        return super().get_resumed_dataloader(dataloader, num_batches)
+
     def reference_logits(self, model, parts: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """Logits of the target (adapter disabled) on the parts the method needs; none if it needs none."""
         names = [part for part in PARTS if part in self.method.reference_on]
