@@ -19,7 +19,7 @@ METHOD_PIPELINES = {"finetune", "evaluate", "unlearn", "__default__"}
 
 
 class RunNamingHook:
-    """Names each run `<pipeline>-<method>-<dataset>` and tags it with git commit and model spec."""
+    """Names each run `<pipeline>-<method>-<dataset>`, tags it (git commit, model spec), logs the resolved parameters."""
 
     @hook_impl(trylast=True)  # after kedro-mlflow's own before_pipeline_run has started the run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
@@ -41,6 +41,11 @@ class RunNamingHook:
                 **_git_tags(Path(run_params.get("project_path") or ".")),
             }
         )
+        # The resolved parameters (after --params and environment overrides) as one artifact, so a
+        # run can be reproduced from MLflow alone. Parameters hold no secrets (credentials.yml does;
+        # the parameter validation rejects keys that look like secrets).
+        if "parameters" in catalog:
+            mlflow.log_dict(catalog.load("parameters"), "config/parameters.yml")
 
 
 def _param(catalog: DataCatalog, dotted: str, default: Any) -> Any:

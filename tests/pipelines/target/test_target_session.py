@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from mlflow.tracking import MlflowClient
@@ -91,6 +93,12 @@ def test_target_run_end_to_end_creates_one_mlflow_run(project_copy, tmp_path):
     losses = [m.value for m in history]
     assert losses[-1] < losses[0] / 4
     assert losses[-1] == pytest.approx(report["final_loss"])
+    assert run.data.tags["mlflow.runName"] == "target-demo"
+    assert run.data.tags["model_spec"] == "tiny:0"
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
+    assert logged == {"config/parameters.yml"}
+    resolved = yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "config/parameters.yml", str(tmp_path))).read_text())
+    assert resolved["base_model"] == "tiny:0" and resolved["target"]["training"]["adapter"] == "full"
 
 
 def test_second_session_reuses_the_target_in_a_new_run(project_copy, tmp_path):
