@@ -44,3 +44,25 @@ def embedded_bundle():
     from relearn_pipeline.models import load_model
 
     return load_model("embedded:smollm2-135m-instruct", dtype="float32", device="cpu")
+
+
+@pytest.fixture
+def bare_project(tmp_path) -> Path:
+    """The project's conf/ and pyproject.toml in tmp_path/project (an empty src/, no conf/local
+    secrets), tracking into tmp_path/mlflow.db, for Kedro sessions that must not touch the real one."""
+    import re
+    import shutil
+
+    copy = tmp_path / "project"
+    copy.mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", copy / "pyproject.toml")
+    (copy / "src").mkdir()  # bootstrap_project wants it; relearn_pipeline itself is installed
+    shutil.copytree(PROJECT_ROOT / "conf", copy / "conf", ignore=shutil.ignore_patterns("local"))
+    (copy / "conf" / "local").mkdir()
+    mlflow_yml = copy / "conf" / "base" / "mlflow.yml"
+    text, count = re.subn(
+        r"mlflow_tracking_uri: .*", f"mlflow_tracking_uri: sqlite:///{tmp_path / 'mlflow.db'}", mlflow_yml.read_text()
+    )
+    assert count == 1, "conf/base/mlflow.yml no longer sets server.mlflow_tracking_uri"
+    mlflow_yml.write_text(text)
+    return copy

@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import functools
 import os
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -144,21 +142,9 @@ def test_a_value_from_the_command_line_is_blamed_on_params():
 
 
 @pytest.fixture
-def project_copy(tmp_path):
+def project_copy(bare_project):
     """conf/ and pyproject.toml in tmp (an empty src/); MLflow in a sqlite file there."""
-    copy_ = tmp_path / "project"
-    copy_.mkdir()
-    shutil.copy(PROJECT / "pyproject.toml", copy_ / "pyproject.toml")
-    (copy_ / "src").mkdir()
-    shutil.copytree(PROJECT / "conf", copy_ / "conf", ignore=shutil.ignore_patterns("local"))
-    (copy_ / "conf" / "local").mkdir()
-    mlflow_yml = copy_ / "conf" / "base" / "mlflow.yml"
-    text, count = re.subn(
-        r"mlflow_tracking_uri: .*", f"mlflow_tracking_uri: sqlite:///{tmp_path / 'mlflow.db'}", mlflow_yml.read_text()
-    )
-    assert count == 1
-    mlflow_yml.write_text(text)
-    return copy_
+    return bare_project
 
 
 def test_a_session_fails_before_any_node_runs(project_copy, tmp_path):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import shutil
 
 import mlflow
 import pandas as pd
@@ -26,20 +24,9 @@ def qa(prefix, n):
 
 
 @pytest.fixture
-def project_copy(tmp_path, project_root):
+def project_copy(tmp_path, bare_project):
     """conf/ copied to tmp, MLflow in a sqlite file there, a tiny target and QA tables as the inputs."""
-    copy = tmp_path / "project"
-    copy.mkdir()
-    shutil.copy(project_root / "pyproject.toml", copy / "pyproject.toml")
-    (copy / "src").mkdir()  # bootstrap_project wants it; relearn_pipeline itself is installed
-    shutil.copytree(project_root / "conf", copy / "conf", ignore=shutil.ignore_patterns("local"))
-    (copy / "conf" / "local").mkdir()
-    mlflow_yml = copy / "conf" / "base" / "mlflow.yml"
-    text, count = re.subn(
-        r"mlflow_tracking_uri: .*", f"mlflow_tracking_uri: sqlite:///{tmp_path / 'mlflow.db'}", mlflow_yml.read_text()
-    )
-    assert count == 1, "conf/base/mlflow.yml no longer sets server.mlflow_tracking_uri"
-    mlflow_yml.write_text(text)
+    copy = bare_project
 
     target = build_tiny_model(0)
     target.metadata["relearn_fingerprint"] = {"fingerprint": "tiny-test-target"}

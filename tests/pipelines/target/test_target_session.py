@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -34,20 +32,9 @@ RUNTIME_PARAMS = {
 
 
 @pytest.fixture
-def project_copy(tmp_path, project_root):
+def project_copy(tmp_path, bare_project):
     """conf/ and pyproject.toml copied to tmp (an empty src/); MLflow in a sqlite file there; full_set from a JSON file."""
-    copy = tmp_path / "project"
-    copy.mkdir()
-    shutil.copy(project_root / "pyproject.toml", copy / "pyproject.toml")
-    (copy / "src").mkdir()  # bootstrap_project wants it; relearn_pipeline itself is installed
-    shutil.copytree(project_root / "conf", copy / "conf", ignore=shutil.ignore_patterns("local"))
-    (copy / "conf" / "local").mkdir()
-    mlflow_yml = copy / "conf" / "base" / "mlflow.yml"
-    text, count = re.subn(
-        r"mlflow_tracking_uri: .*", f"mlflow_tracking_uri: sqlite:///{tmp_path / 'mlflow.db'}", mlflow_yml.read_text()
-    )
-    assert count == 1, "conf/base/mlflow.yml no longer sets server.mlflow_tracking_uri"
-    mlflow_yml.write_text(text)
+    copy = bare_project
     rows = [{"id": f"full-{i}", "subject": "Ada", "question": q, "answer": a} for i, (q, a) in enumerate(QA)]
     (tmp_path / "full.json").write_text(json.dumps(rows))
     (copy / "conf" / "local" / "catalog.yml").write_text(
