@@ -76,3 +76,13 @@ def test_missing_experiment_is_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="does not exist"):
         dataset.load()
     assert mlflow.active_run() is None
+
+
+def test_compared_metric_keys_are_the_ones_the_catalog_logs(project_root, compare_params):
+    # kedro-mlflow prefixes a metrics dataset's keys with its catalog name unless `prefix` is set.
+    catalog = yaml.safe_load((project_root / "conf/base/catalog_evaluate.yml").read_text())
+    prefix = catalog["metrics"]["prefix"]
+    keys = list(compare_params["target_columns"].values()) + [
+        key for key in compare_params["columns"].values() if not key.startswith("finetune.")
+    ]
+    assert all(key.startswith(f"{prefix}.before.") or key.startswith(f"{prefix}.after.") for key in keys)

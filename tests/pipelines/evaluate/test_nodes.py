@@ -40,9 +40,9 @@ def test_metrics_are_prefixed_and_nans_are_not_logged():
     flat = combine_metrics({"kfr": 0.25, "mia.loss.auc": math.nan}, {"kfr": 1.0, "mia.loss.auc": 0.5})
     assert flat["before.kfr"] == 0.25 and flat["after.kfr"] == 1.0 and math.isnan(flat["before.mia.loss.auc"])
     assert to_mlflow_metrics(flat) == {
-        "evaluate.before.kfr": {"value": 0.25, "step": 0},
-        "evaluate.after.kfr": {"value": 1.0, "step": 0},
-        "evaluate.after.mia.loss.auc": {"value": 0.5, "step": 0},
+        "before.kfr": {"value": 0.25, "step": 0},
+        "after.kfr": {"value": 1.0, "step": 0},
+        "after.mia.loss.auc": {"value": 0.5, "step": 0},
     }
 
 

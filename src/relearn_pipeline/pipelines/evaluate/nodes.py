@@ -312,8 +312,8 @@ def combine_metrics(before: dict[str, float], after: dict[str, float]) -> dict[s
 
 
 def to_mlflow_metrics(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
-    """The same figures in kedro-mlflow's metrics format, prefixed ``evaluate.``; NaNs (empty splits) left out."""
-    return {f"evaluate.{k}": {"value": v, "step": 0} for k, v in metrics.items() if not math.isnan(v)}
+    """The same figures in kedro-mlflow's metrics format (the catalog prefixes ``evaluate.``); NaNs left out."""
+    return {k: {"value": v, "step": 0} for k, v in metrics.items() if not math.isnan(v)}
 
 
 def assemble_generations(
