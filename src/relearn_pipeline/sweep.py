@@ -38,11 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     extra = [options.params] if options.params else []
     first, *rest = options.methods
     try:
-        kedro_run(["--pipeline", "unlearn", "--params", ",".join([f"finetune.method={first}", *extra])], options.env)
+        kedro_run(["--pipelines", "unlearn", "--params", ",".join([f"finetune.method={first}", *extra])], options.env)
         for method in rest:
             params = ",".join([f"finetune.method={method}", *extra])
             kedro_run(["--pipelines", "finetune,evaluate", "--params", params], options.env)
-        kedro_run(["--pipeline", "compare", *(["--params", options.params] if extra else [])], options.env)
+        kedro_run(["--pipelines", "compare", *(["--params", options.params] if extra else [])], options.env)
     except subprocess.CalledProcessError as error:
         print(f"sweep stopped: {' '.join(error.cmd[2:])} exited with {error.returncode}", file=sys.stderr)
         return error.returncode

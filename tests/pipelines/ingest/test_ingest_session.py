@@ -37,7 +37,10 @@ def test_ingest_runs_on_the_demo_data_in_a_session(tmp_path, monkeypatch):
     full = pd.read_parquet(primary / "full_set.parquet")
     spans = pd.read_parquet(primary / "sensitive_spans.parquet")
     demo = json.loads((root / "data/01_raw/demo/full.json").read_text(encoding="utf-8"))
-    assert len(full) == len(demo) == len(forget) + len(retain)
+    forget_eval = pd.read_parquet(primary / "forget_eval_set.parquet")
+    retain_eval = pd.read_parquet(primary / "retain_eval_set.parquet")
+    # like KnowUnDo's full.json, the demo's holds every split, eval questions included
+    assert len(full) == len(demo) == len(forget) + len(retain) + len(forget_eval) + len(retain_eval)
     assert set(spans["record_id"]) <= set(forget["id"])
     report = json.loads((root / "data/08_reporting/ingest_report.json").read_text())
     assert report["splits"]["full"]["built_from"] == "raw_full"
