@@ -14,12 +14,17 @@ from kedro.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
-# Pipelines whose result depends on the unlearning method, so the run name carries it.
-METHOD_PIPELINES = {"finetune", "evaluate", "unlearn", "__default__"}
+# The dataset a run trains (finetune writes it) or measures (evaluate reads it): a run that touches
+# it depends on the unlearning method, so its name and tags carry the method.
+ADAPTER = "unlearned_adapter"
+# The tag that names the method of a run; `compare` reads it when the run has no such parameter
+# (kedro-mlflow logs only the parameters a run's own nodes take, and evaluate's take none of it).
+METHOD_TAG = "finetune.method"
 
 
 class RunNamingHook:
-    """Names each run `<pipeline>-<method>-<dataset>`, tags it (git commit, model spec), logs the resolved parameters."""
+    """Names each run `<pipeline>-<method>-<dataset>`, tags it (method, dataset, git commit, model
+    spec), logs the resolved parameters."""
 
     @hook_impl(trylast=True)  # after kedro-mlflow's own before_pipeline_run has started the run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
@@ -29,15 +34,14 @@ class RunNamingHook:
         if isinstance(pipelines, str):
             pipelines = [pipelines]
         name = "+".join("unlearn" if p == "__default__" else p for p in pipelines)
-        parts = [name]
-        if set(pipelines) & METHOD_PIPELINES:
-            parts.append(str(_param(catalog, "finetune.method", "")))
-        parts.append(str(_param(catalog, "dataset_name", "")))
-        mlflow.set_tag("mlflow.runName", "-".join(p for p in parts if p))
+        method = run_method(pipeline, catalog)
+        dataset = str(_param(catalog, "dataset_name", ""))
+        mlflow.set_tag("mlflow.runName", "-".join(p for p in (name, method, dataset) if p))
         mlflow.set_tags(
             {
                 "model_spec": str(_param(catalog, "base_model", "")),
-                "dataset_name": str(_param(catalog, "dataset_name", "")),
+                "dataset_name": dataset,
+                **({METHOD_TAG: method} if method else {}),
                 **_git_tags(Path(run_params.get("project_path") or ".")),
             }
         )
@@ -46,6 +50,29 @@ class RunNamingHook:
         # the parameter validation rejects keys that look like secrets).
         if "parameters" in catalog:
             mlflow.log_dict(catalog.load("parameters"), "config/parameters.yml")
+
+
+def run_method(pipeline: Pipeline, catalog: DataCatalog) -> str:
+    """The unlearning method whose adapter this run trains or measures; "" when it touches none.
+
+    A run that trains the adapter uses the `finetune.method` parameter. A run that only reads it
+    (`--pipeline evaluate`) measures the adapter already on disk, whose record names the method it
+    was trained with: after a sweep that is the last method swept, whatever the parameter says now.
+    """
+    if ADAPTER in pipeline.all_outputs():
+        return str(_param(catalog, "finetune.method", ""))
+    if ADAPTER not in pipeline.all_inputs():
+        return ""
+    configured = str(_param(catalog, "finetune.method", ""))
+    if ADAPTER not in catalog or not catalog.exists(ADAPTER):
+        return configured  # the run will fail on the missing adapter, with its own message
+    trained = str(catalog.load(ADAPTER).metadata.get("method") or configured)
+    if trained != configured:
+        logger.warning(
+            "The adapter on disk was trained with %r, not the configured finetune.method %r: this run "
+            "measures %r and is tagged so.", trained, configured, trained,
+        )
+    return trained
 
 
 def _param(catalog: DataCatalog, dotted: str, default: Any) -> Any:

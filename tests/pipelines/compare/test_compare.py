@@ -24,8 +24,9 @@ def store(tmp_path):
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("relearn", artifact_location=str(tmp_path / "artifacts"))
 
-    def log_run(method, dataset, metrics, finish=True):
-        run = client.create_run(experiment, tags={"dataset_name": dataset})
+    def log_run(method, dataset, metrics, finish=True, method_tag=None):
+        tags = {"dataset_name": dataset, **({"finetune.method": method_tag} if method_tag else {})}
+        run = client.create_run(experiment, tags=tags)
         if method:
             client.log_param(run.info.run_id, "finetune.method", method)
         for key, value in metrics.items():
@@ -61,6 +62,17 @@ def test_newest_evaluated_run_per_method_with_target_row_first(store, compare_pa
     figure = plot_comparison(table, compare_params)
     assert [t.get_text() for t in figure.axes[0].texts] == list(table["method"])
     plt.close(figure)
+
+
+def test_a_run_without_the_method_parameter_is_placed_by_its_method_tag(store, compare_params):
+    # `kedro run --pipeline evaluate` logs no fine-tune parameter; RunNamingHook tags the method.
+    uri, log_run = store
+    log_run("ga_gdr", "demo", {"evaluate.after.kfr": 0.5}, method_tag="ga_gdr")
+    log_run(None, "demo", {"evaluate.after.kfr": 0.6}, method_tag="npo_klr")
+    log_run(None, "demo", {"evaluate.after.kfr": 0.9})  # neither: cannot be placed, left out
+    runs = MlflowRunsDataset(experiment="relearn", tracking_uri=uri).load()
+    selected = select_method_runs(runs, compare_params, "demo")
+    assert dict(zip(selected["method"], selected["metrics.evaluate.after.kfr"], strict=True)) == {"ga_gdr": 0.5, "npo_klr": 0.6}
 
 
 def test_no_evaluated_runs_explains_what_to_run(store, compare_params):

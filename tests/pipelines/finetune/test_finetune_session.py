@@ -71,6 +71,8 @@ def test_finetune_run_saves_the_adapter_and_logs_it_with_each_term_to_mlflow(pro
     run = runs[0]
     assert run.info.status == "FINISHED"
     assert run.data.params["finetune.method"] == "npo_klr"
+    assert run.data.tags["finetune.method"] == "npo_klr"  # compare reads it where the param is missing
+    assert run.data.tags["mlflow.runName"] == "finetune-npo_klr-demo"
     for term in ("loss", "forget", "kl", "forget_ce"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, f"finetune.{term}")] == [1, 2], term
     assert run.data.metrics["finetune.train_time_s"] == pytest.approx(summary["train_time_s"])

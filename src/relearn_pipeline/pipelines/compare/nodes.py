@@ -16,19 +16,29 @@ logger = logging.getLogger(__name__)
 def select_method_runs(runs: pd.DataFrame, params: dict, dataset: str) -> pd.DataFrame:
     """Keep the newest finished evaluated run of each method on the configured dataset."""
     marker = f"metrics.{params['columns'][params['require']]}"
-    method_col = f"params.{params['method_param']}"
-    if runs.empty or marker not in runs or method_col not in runs:
+    runs = runs.assign(method=run_methods(runs, params["method_param"]))
+    if runs.empty or marker not in runs or runs["method"].isna().all():
         raise ValueError(
             f"no evaluated runs to compare: no run in the experiment has the metric {marker[8:]!r} "
-            f"and the parameter {method_col[7:]!r}. Run `kedro run --pipeline unlearn` (or `make sweep`) first."
+            f"and the parameter or tag {params['method_param']!r}. Run `kedro run --pipeline unlearn` "
+            "(or `make sweep`) first."
         )
-    evaluated = runs[runs[marker].notna() & runs[method_col].notna()]
+    evaluated = runs[runs[marker].notna() & runs["method"].notna()]
     if dataset and "tags.dataset_name" in evaluated:
         evaluated = evaluated[evaluated["tags.dataset_name"] == dataset]
     if evaluated.empty:
         raise ValueError(f"no evaluated runs on dataset {dataset!r}; run the sweep for that dataset first")
-    newest = evaluated.sort_values("start_time").groupby(method_col, sort=False).tail(1)
-    return newest.rename(columns={method_col: "method"}).reset_index(drop=True)
+    newest = evaluated.sort_values("start_time").groupby("method", sort=False).tail(1)
+    return newest.reset_index(drop=True)
+
+
+def run_methods(runs: pd.DataFrame, key: str) -> pd.Series:
+    """Each run's method: its parameter ``key``, else its tag ``key`` (an `evaluate`-only run logs
+    no fine-tune parameter; hooks.RunNamingHook tags it with the method of the adapter it measured)."""
+    missing = pd.Series(None, index=runs.index, dtype=object)
+    param = runs[f"params.{key}"] if f"params.{key}" in runs else missing
+    tag = runs[f"tags.{key}"] if f"tags.{key}" in runs else missing
+    return param.where(param.notna(), tag)
 
 
 def build_comparison_table(runs: pd.DataFrame, params: dict) -> pd.DataFrame:
