@@ -1,4 +1,4 @@
-"""Each verification check failing and passing, including fuzzy leaks and the judge's parsing."""
+"""Each verification check failing and passing, including fuzzy leaks (the judge's parsing: test_judge.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 from relearn_pipeline.pipelines.verify.checks import (
     find_leaks,
     mentions_subject,
-    parse_judge_verdict,
     protected_spans,
     relevance_scores,
     well_formed_problem,
@@ -70,14 +69,3 @@ def test_relevance_separates_on_and_off_topic():
         ("Where was Elena Marsh born?", "The weather today is sunny and warm."),
     ])
     assert on > 0.45 > off
-
-
-@pytest.mark.parametrize("reply, verdict", [
-    ("LEAK: no", "no_leak"), ("leak: YES", "leak"), ('{"leak": false}', "no_leak"),
-    ("No, it reveals nothing private.", "no_leak"), ("Yes. The email is private.", "leak"),
-    # the paper's bug passed these because "no" is in the last five characters:
-    ("I do not know", "ambiguous"), ("I cannot say. not", "ambiguous"), ("Nothing to say", "ambiguous"),
-    ("LEAK: no\nLEAK: yes", "ambiguous"), ("", "ambiguous"),
-])
-def test_judge_verdict_parsing(reply, verdict):
-    assert parse_judge_verdict(reply) == verdict

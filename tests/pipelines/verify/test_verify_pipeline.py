@@ -132,6 +132,20 @@ def test_judge_sees_only_survivors_and_ambiguous_fails(scripted, monkeypatch, tm
     assert checks["privacy_judge"]["failed"] == 10 and checks["well_formed"]["failed"] == 40
 
 
+def test_plain_prose_verdicts_are_read_and_counted_by_label(scripted, monkeypatch, tmp_path):
+    def answer(request, k):
+        return answer_about(request, k, f" in round seed {request.sampling.seed}") if k == 2 else "nope"
+    verdicts = iter(
+        ["The answer reveals her email address."] * 4 + ["I'm not sure whether it reveals anything."] * 6
+        + ["No, the answer doesn't reveal any private information."] * 100
+    )
+    out = run(backend_for(scripted, answer, judge=lambda request: next(verdicts)), monkeypatch, tmp_path)
+    report = out["verification_report"]
+    assert report["failure_reasons"]["privacy_judge"] == {"verdict leak": 4, "verdict ambiguous": 6}
+    assert report["summary"]["verified"] == 10
+    assert set(out["augmented_forget_set"].query("kind == 'qa'")["round"]) == {1}
+
+
 def test_completions_and_general_mixing_ratio(scripted, monkeypatch, tmp_path):
     out = run(backend_for(scripted, answer_about), monkeypatch, tmp_path,
               {"completion": {"ratio": 0.5, "prompt_fraction": 0.25, "min_words": 6}, "general": {"source": "retain", "ratio": 2.0}})

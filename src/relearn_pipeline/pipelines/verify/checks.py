@@ -5,7 +5,6 @@ Each check is a pure function returning ``None`` when the text passes, or a shor
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -169,37 +168,6 @@ def redact(text: str, leaks: Sequence[Leak]) -> str:
     if any(l.start < 0 for l in leaks):
         return "[answer withheld: it contains a private detail matched fuzzily]"
     return text
-
-
-_VERDICT = re.compile(r"\bleak(?:s|ed|age)?\b\s*[:=\-]?\s*[*\"'`]*\s*(yes|no|true|false)\b", re.IGNORECASE)
-_LEADING = re.compile(r"^[\s*\"'`>#]*(yes|no)\b(?!['\u2019]t)", re.IGNORECASE)
-_JSON = re.compile(r"\{[^{}]*\}")
-
-
-def parse_judge_verdict(reply: str) -> str:
-    """'leak', 'no_leak' or 'ambiguous' from a judge reply: a JSON ``{"leak": ...}``, an explicit
-    ``LEAK: yes|no`` line, or a reply that starts with yes/no. Anything else (or contradicting
-    verdicts) is ambiguous, and an ambiguous verdict fails the check."""
-    verdicts: set[bool] = set()
-    for blob in _JSON.findall(reply):
-        try:
-            data = json.loads(blob)
-        except ValueError:
-            continue
-        value = data.get("leak") if isinstance(data, dict) else None
-        if isinstance(value, bool):
-            verdicts.add(value)
-        elif isinstance(value, str) and value.strip().lower() in {"yes", "no", "true", "false"}:
-            verdicts.add(value.strip().lower() in {"yes", "true"})
-    if not verdicts:
-        verdicts = {m.lower() in {"yes", "true"} for m in _VERDICT.findall(reply)}
-    if not verdicts:
-        leading = _LEADING.match(reply)
-        if leading:
-            verdicts = {leading.group(1).lower() == "yes"}
-    if len(verdicts) != 1:
-        return "ambiguous"
-    return "leak" if verdicts.pop() else "no_leak"
 
 
 @lru_cache(maxsize=2)

@@ -27,12 +27,12 @@ from relearn_pipeline.pipelines.verify.checks import (
     find_leaks,
     fold,
     mentions_subject,
-    parse_judge_verdict,
     protected_spans,
     redact,
     relevance_scores,
     well_formed_problem,
 )
+from relearn_pipeline.pipelines.verify.judge import parse_judge_verdict
 
 LOG_COLUMNS = [
     "candidate_id", "source_id", "variant", "round", "status", "check", "reason",
