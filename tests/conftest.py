@@ -1,4 +1,5 @@
-"""Shared fixtures: offline environment, tiny models, the embedded model (slow tests only)."""
+"""Shared fixtures: offline environment, tiny models, the embedded model (slow tests only), the
+scripted LLM backend, a Kedro project copy."""
 
 from __future__ import annotations
 
@@ -44,6 +45,17 @@ def embedded_bundle():
     from relearn_pipeline.models import load_model
 
     return load_model("embedded:smollm2-135m-instruct", dtype="float32", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def scripted():
+    """tests/llm/scripted.py as a module (ScriptedBackend, prompt_kind, field, default_reply)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scripted_backend", PROJECT_ROOT / "tests" / "llm" / "scripted.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

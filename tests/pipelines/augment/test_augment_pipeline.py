@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
@@ -16,14 +15,6 @@ from relearn_pipeline.pipelines.augment import create_pipeline
 
 PROJECT = Path(__file__).resolve().parents[3]
 CONTRACT = ["id", "source_id", "subject", "kind", "variant", "question", "answer", "round", "backend", "model", "fallback"]
-FORGET = pd.DataFrame([
-    {"id": "ann-email", "subject": "Ann Lee", "question": "What is Ann Lee's email?", "answer": "Ann Lee's email is ann.lee@example.com."},
-    {"id": "bo-phone", "subject": "Bo Kim", "question": "What is Bo Kim's phone number?", "answer": "Bo Kim's phone is +1 (555) 010-2233."},
-])
-SPANS = pd.DataFrame([
-    {"record_id": "ann-email", "text": "ann.lee@example.com", "label": "EMAIL", "start": 18, "end": 37, "source": "regex"},
-    {"record_id": "bo-phone", "text": "+1 (555) 010-2233", "label": "PHONE", "start": 17, "end": 34, "source": "regex"},
-])
 
 
 def params(**overrides) -> dict:
@@ -32,34 +23,37 @@ def params(**overrides) -> dict:
     return conf | overrides
 
 
-def prompt_files() -> dict:
-    return {p.stem: yaml.safe_load(p.read_text()) for p in (PROJECT / "conf/base/prompts").glob("*.yml")}
-
-
 class Kept(MemoryDataset):
     def _release(self) -> None:
         pass
 
 
-def run_augment(backend, monkeypatch, augment_params=None) -> dict:
-    monkeypatch.setitem(factory.BACKEND_BUILDERS, "scripted", lambda options, credentials: backend)
-    outputs = ["question_variants", "augmented_raw", "augment_llm_usage"]
-    catalog = DataCatalog(datasets={
-        "forget_set": MemoryDataset(FORGET), "sensitive_spans": MemoryDataset(SPANS),
-        "augment_prompts": MemoryDataset(prompt_files(), copy_mode="assign"),
-        "llm_credentials": MemoryDataset(LLMCredentials(), copy_mode="assign"),
-        "params:augment": MemoryDataset(augment_params or params(), copy_mode="deepcopy"),
-        **{name: Kept() for name in outputs},
-    })
-    SequentialRunner().run(create_pipeline(), catalog)
-    return {name: catalog.load(name) for name in outputs}
+@pytest.fixture
+def run_augment(monkeypatch, forget_set, sensitive_spans, augment_prompts):
+    """``run_augment(backend, augment_params=None)``: the augment outputs for the two forget records
+    (tests/pipelines/conftest.py), with ``backend`` as the LLM."""
+
+    def run(backend, augment_params=None) -> dict:
+        monkeypatch.setitem(factory.BACKEND_BUILDERS, "scripted", lambda options, credentials: backend)
+        outputs = ["question_variants", "augmented_raw", "augment_llm_usage"]
+        catalog = DataCatalog(datasets={
+            "forget_set": MemoryDataset(forget_set), "sensitive_spans": MemoryDataset(sensitive_spans),
+            "augment_prompts": MemoryDataset(augment_prompts, copy_mode="assign"),
+            "llm_credentials": MemoryDataset(LLMCredentials(), copy_mode="assign"),
+            "params:augment": MemoryDataset(augment_params or params(), copy_mode="deepcopy"),
+            **{name: Kept() for name in outputs},
+        })
+        SequentialRunner().run(create_pipeline(), catalog)
+        return {name: catalog.load(name) for name in outputs}
+
+    return run
 
 
-def test_four_question_variants_each_from_its_own_prompt(scripted, monkeypatch):
+def test_four_question_variants_each_from_its_own_prompt(scripted, run_augment, forget_set):
     backend = scripted.ScriptedBackend()
-    out = run_augment(backend, monkeypatch)
+    out = run_augment(backend)
     variants = out["question_variants"]
-    for record in FORGET.itertuples():
+    for record in forget_set.itertuples():
         rows = variants[variants["source_id"] == record.id]
         assert rows["variant"].tolist() == ["original", "rephrase", "specific", "noisy", "reverse"]
         assert rows["question"].iloc[0] == record.question
@@ -70,9 +64,9 @@ def test_four_question_variants_each_from_its_own_prompt(scripted, monkeypatch):
     assert sorted(question_calls) == sorted(["rephrase", "specific", "noisy", "reverse"] * 2)
 
 
-def test_answer_candidates_keep_provenance_and_their_own_question(scripted, monkeypatch):
+def test_answer_candidates_keep_provenance_and_their_own_question(scripted, run_augment):
     backend = scripted.ScriptedBackend()
-    raw = run_augment(backend, monkeypatch)["augmented_raw"]
+    raw = run_augment(backend)["augmented_raw"]
     assert list(raw.columns) == CONTRACT
     assert len(raw) == 2 * 5 * 3  # records x (original + 4 variants) x candidates
     assert set(raw["kind"]) == {"qa"} and not raw["fallback"].any() and set(raw["round"]) == {0}
@@ -84,7 +78,7 @@ def test_answer_candidates_keep_provenance_and_their_own_question(scripted, monk
     assert not any("example.com" in r.messages[-1][1] for r in answer_prompts)  # default prompt hides it
 
 
-def test_unusable_question_candidates_are_retried_then_reported_missing(scripted, monkeypatch):
+def test_unusable_question_candidates_are_retried_then_reported_missing(scripted, run_augment):
     def reply(request, k):
         kind = scripted.prompt_kind(request)
         if kind == "noisy":
@@ -93,7 +87,7 @@ def test_unusable_question_candidates_are_retried_then_reported_missing(scripted
             return "Which city is it?"  # round 0: does not name the subject
         return scripted.default_reply(request, k)
 
-    out = run_augment(scripted.ScriptedBackend(reply), monkeypatch)
+    out = run_augment(scripted.ScriptedBackend(reply))
     usage = out["augment_llm_usage"]["question_variants"]
     assert usage["accepted"] == {"rephrase": 2, "specific": 2, "noisy": 0, "reverse": 2}
     assert {m["variant"] for m in usage["missing"]} == {"noisy"}
@@ -102,6 +96,6 @@ def test_unusable_question_candidates_are_retried_then_reported_missing(scripted
     assert out["augment_llm_usage"]["llm_calls"]["requests"] == 8 + 4 + 8  # round 0, round 1, answers (noisy missing)
 
 
-def test_unknown_variant_is_a_clear_error(scripted, monkeypatch):
+def test_unknown_variant_is_a_clear_error(scripted, run_augment):
     with pytest.raises(Exception, match="augment.variants: unknown"):
-        run_augment(scripted.ScriptedBackend(), monkeypatch, params(variants=["rephrase", "shouty"]))
+        run_augment(scripted.ScriptedBackend(), params(variants=["rephrase", "shouty"]))
