@@ -1,13 +1,17 @@
 """Fine-tune the tiny model (relearn_klr_gdr, checkpoint every 2 steps) and save the LoRA weights.
 
-    python train_worker.py OUT.pt --checkpoints DIR [--throttle-s S]
+    python train_worker.py OUT.pt --checkpoints DIR [--throttle-s S] [--stall-saving STEP]
 
 ``--throttle-s`` sleeps after every optimizer step, so a test can SIGKILL the process between
 two checkpoints; without it the run goes at full speed (and resumes from DIR when it holds a
-checkpoint of the same settings and data).
+checkpoint of the same settings and data). ``--stall-saving STEP`` writes the first half of
+``checkpoint-STEP/optimizer.pt``, prints ``stalled`` and waits, so a test can SIGKILL the process
+in the middle of saving a checkpoint (the fault is in ``torch.save``; our code runs unchanged).
 """
 
 import argparse
+import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,13 +39,35 @@ class Throttle(TrainerCallback):
         time.sleep(self.seconds)
 
 
+def stall_while_saving(step: int) -> None:
+    """Make ``torch.save`` of checkpoint-``step``'s optimizer state write half its bytes, then hang."""
+    real_save = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        path = Path(os.fspath(f)) if isinstance(f, (str, os.PathLike)) else None
+        if path is None or path.parent.name != f"checkpoint-{step}" or path.name != "optimizer.pt":
+            return real_save(obj, f, *args, **kwargs)
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        data = buffer.getvalue()
+        with open(path, "wb") as stream:
+            stream.write(data[: len(data) // 2])
+        print("stalled", flush=True)
+        time.sleep(600)
+
+    torch.save = save
+
+
 def main() -> None:
     torch.set_num_threads(1)
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--checkpoints", required=True)
     parser.add_argument("--throttle-s", type=float, default=0.0)
+    parser.add_argument("--stall-saving", type=int, default=None)
     options = parser.parse_args()
+    if options.stall_saving is not None:
+        stall_while_saving(options.stall_saving)
     config = finetune_config(
         {
             "method": "relearn_klr_gdr",

@@ -23,9 +23,9 @@ import pandas as pd
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from relearn_pipeline.models import ModelBundle
+from relearn_pipeline.unlearning.checkpoints import MarkCheckpointComplete, last_complete_checkpoint
 from relearn_pipeline.unlearning.config import FinetuneConfig, LoraSettings
 from relearn_pipeline.unlearning.pairing import PairedCollator, PairedDataset, encode_records
 from relearn_pipeline.unlearning.trainer import UnlearningTrainer
@@ -94,12 +94,16 @@ def train_unlearning(
         args=training_arguments(config, output_dir),
         train_dataset=PairedDataset(forget, retain, seed=config.seed),
         data_collator=PairedCollator(tokenizer.pad_token_id),
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), MarkCheckpointComplete()],
         method=method,
         weights=config.weights,
         pad_token_id=tokenizer.pad_token_id,
     )
-    checkpoint = get_last_checkpoint(str(output_dir)) if config.resume and output_dir.is_dir() else None
+    checkpoint = (
+        last_complete_checkpoint(output_dir, remove_incomplete=trainer.is_world_process_zero())
+        if config.resume
+        else None
+    )
     if checkpoint:
         logger.info("Resuming %s from %s", method.name, checkpoint)
     if torch.cuda.is_available():
