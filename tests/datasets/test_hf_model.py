@@ -107,7 +107,23 @@ def test_fingerprint_dataset_loads_the_record_and_the_model_lazily(tmp_path):
 
 
 def test_bad_inputs_name_what_failed(tmp_path):
-    with pytest.raises(DatasetError, match="unknown load_args"):
+    with pytest.raises(DatasetError, match=r"HFModelDataset\(.*\): unknown load_args \['torch_dtype'\]"):
         HFModelDataset(str(tmp_path / "m"), load_args={"torch_dtype": "float32"})
+    with pytest.raises(DatasetError, match=r"ModelFingerprintDataset\(.*\): unknown load_args"):
+        ModelFingerprintDataset(str(tmp_path / "m"), load_args={"torch_dtype": "float32"})
     with pytest.raises(DatasetError, match="saves a models.ModelBundle"):
         HFModelDataset(str(tmp_path / "m")).save({"not": "a bundle"})
+
+
+def test_catalog_config_round_trips_the_constructor_arguments(tmp_path):
+    """Both datasets on one directory serialise back to the arguments they were built with."""
+    from kedro.io import DataCatalog
+
+    path = str(tmp_path / "m")
+    catalog = DataCatalog(datasets={
+        "model": HFModelDataset(path, load_args={"device": "cpu"}),
+        "cache": ModelFingerprintDataset(path, load_args={"dtype": "bfloat16"}),
+    })
+    config = catalog.to_config()[0]
+    assert {k: v for k, v in config["model"].items() if k != "type"} == {"filepath": path, "load_args": {"device": "cpu"}}
+    assert {k: v for k, v in config["cache"].items() if k != "type"} == {"filepath": path, "load_args": {"dtype": "bfloat16"}}

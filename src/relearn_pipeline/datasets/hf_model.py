@@ -49,11 +49,11 @@ def read_fingerprint_record(directory: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-class HFModelDataset(AbstractDataset[ModelBundle, ModelBundle]):
-    """A transformers causal-LM directory, saved atomically with a fingerprint, loaded as a ModelBundle.
+class _ModelDirectory:
+    """The model directory and load arguments shared by the two datasets on it.
 
-    ``load_args``: ``dtype`` (float32 | bfloat16 | float16 | auto) and ``device`` (auto | cpu | cuda | mps).
-    A save is skipped when the directory already holds a complete model with the same fingerprint.
+    A mixin, not an ``AbstractDataset`` subclass: Kedro wraps each dataset class's ``__init__`` to
+    record its arguments, and a wrapper around an inherited wrapper would record ``*args`` only.
     """
 
     def __init__(
@@ -67,10 +67,21 @@ class HFModelDataset(AbstractDataset[ModelBundle, ModelBundle]):
         unknown = set(self._load_args) - set(_DEFAULT_LOAD_ARGS)
         if unknown:
             raise DatasetError(
-                f"HFModelDataset({filepath}): unknown load_args {sorted(unknown)}; "
+                f"{type(self).__name__}({filepath}): unknown load_args {sorted(unknown)}; "
                 f"use only {sorted(_DEFAULT_LOAD_ARGS)}"
             )
         self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": PurePosixPath(self._filepath).as_posix(), "load_args": self._load_args}
+
+
+class HFModelDataset(_ModelDirectory, AbstractDataset[ModelBundle, ModelBundle]):
+    """A transformers causal-LM directory, saved atomically with a fingerprint, loaded as a ModelBundle.
+
+    ``load_args``: ``dtype`` (float32 | bfloat16 | float16 | auto) and ``device`` (auto | cpu | cuda | mps).
+    A save is skipped when the directory already holds a complete model with the same fingerprint.
+    """
 
     def load(self) -> ModelBundle:
         """Load the model directory onto the configured device and dtype."""
@@ -112,9 +123,6 @@ class HFModelDataset(AbstractDataset[ModelBundle, ModelBundle]):
     def _exists(self) -> bool:
         return is_complete_model_dir(self._filepath)
 
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": PurePosixPath(self._filepath).as_posix(), "load_args": self._load_args}
-
 
 @dataclass
 class CachedModel:
@@ -134,18 +142,11 @@ class CachedModel:
         return HFModelDataset(str(self.path), load_args=self.load_args).load()
 
 
-class ModelFingerprintDataset(AbstractDataset[None, "CachedModel | None"]):
-    """Read-only view of a model directory's fingerprint: a ``CachedModel``, or None when absent/incomplete."""
+class ModelFingerprintDataset(_ModelDirectory, AbstractDataset[None, "CachedModel | None"]):
+    """Read-only view of a model directory's fingerprint: a ``CachedModel``, or None when absent/incomplete.
 
-    def __init__(
-        self,
-        filepath: str,
-        load_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ):
-        self._filepath = Path(filepath)
-        self._load_args = {**_DEFAULT_LOAD_ARGS, **(load_args or {})}
-        self.metadata = metadata
+    ``load_args`` are those of the ``HFModelDataset`` entry on the same directory (used by
+    ``CachedModel.load``)."""
 
     def load(self) -> CachedModel | None:
         """The cached model's record (without loading weights), or None if there is no complete model."""
@@ -163,6 +164,3 @@ class ModelFingerprintDataset(AbstractDataset[None, "CachedModel | None"]):
 
     def _exists(self) -> bool:
         return read_fingerprint_record(self._filepath) is not None
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": PurePosixPath(self._filepath).as_posix(), "load_args": self._load_args}
