@@ -49,6 +49,15 @@ def test_leaks_are_found_exact_and_fuzzy(text, how):
     assert [leak.how for leak in leaks] == [how]
 
 
+@pytest.mark.parametrize("span, text", [
+    ("+44 20 7946 0958", "Call him on 020 7946 0958 in office hours."),  # national form: trunk 0 for +44
+    ("020 7946 0958", "Call him on +44 20 7946 0958 in office hours."),  # and the other way round
+])
+def test_a_phone_number_in_its_other_national_or_international_form_is_a_leak(span, text):
+    leaks = find_leaks(text, [{"text": span, "label": "PHONE"}], subject="Tobias Okafor")
+    assert [leak.how for leak in leaks] == ["digits"]
+
+
 def test_clean_text_and_the_subject_name_are_not_leaks():
     spans = protected_spans([EMAIL, FATHER, {"text": "Elena Marsh", "label": "PERSON"}], "Elena Marsh", "Who is Elena Marsh's father?")
     assert {s["text"] for s in spans} == {EMAIL["text"], FATHER["text"]}

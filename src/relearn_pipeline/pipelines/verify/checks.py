@@ -146,14 +146,18 @@ def _digits_hit(
     digits: str, runs: list[tuple[str, int, int]], min_digits: int, threshold: float
 ) -> tuple[float, int, int] | None:
     """A number-like run of the text that carries the span's digits (any separators): the same
-    digits, the span's digits without a prefix such as a country code (7+ digits), or the same
-    digits with one changed (fuzzy)."""
+    digits, the span's digits without a prefix such as a country code, the other form of a phone
+    number (national "020 7946 0958", whose trunk 0 stands for the international "+44 "; 7+ digits
+    past the leading zeros either way), or the same digits with one changed (fuzzy)."""
+    long_enough = max(7, min_digits)
+    national = digits.lstrip("0")
     for run, start, end in runs:
         if len(run) < min_digits:
             continue
-        if digits in run:
+        if digits in run or (len(national) >= long_enough and national in run):
             return 100.0, start, end
-        if run in digits and len(run) >= max(7, min_digits):
+        trimmed = run.lstrip("0")
+        if len(trimmed) >= long_enough and trimmed in digits:
             return 100.0, start, end
         if len(run) >= 7 and fuzz.ratio(run, digits) >= threshold:
             return fuzz.ratio(run, digits), start, end
