@@ -1,5 +1,6 @@
-"""Config environments: `knowundo` writes only under data/knowundo and reads KnowUnDo in place; base
-still resolves to the demo's paths; the knowundo ingest keeps exactly the configured people."""
+"""Config environments: the KnowUnDo benchmarks (`knowundo`: the CPU subset, `knowundo_full`: the
+whole split) write only under their own data root and read KnowUnDo in place; base still resolves
+to the demo's paths; their ingest keeps exactly the configured people's records."""
 
 from __future__ import annotations
 
@@ -60,13 +61,23 @@ def _path_params(params: dict) -> dict[str, str]:
     return found
 
 
-def test_every_knowundo_output_lies_under_data_knowundo_and_inputs_are_read_in_place():
-    catalog, params = _config("knowundo")
+# environment -> its data root and dataset_name
+BENCHMARK_ENVS = {
+    "knowundo": ("data/knowundo/", "knowundo_privacy_subset"),
+    "knowundo_full": ("data/knowundo_full/", "knowundo_privacy"),
+}
+
+
+@pytest.mark.parametrize("env", BENCHMARK_ENVS)
+def test_every_benchmark_output_lies_under_its_data_root_and_inputs_are_read_in_place(env):
+    root, dataset_name = BENCHMARK_ENVS[env]
+    catalog, params = _config(env)
+    assert params["dataset_name"] == dataset_name
     paths = _paths(catalog)
     outputs = {name: path for name, path in paths.items() if name not in INPUTS} | _path_params(params)
     assert len(outputs) > 30
-    outside = {name: path for name, path in outputs.items() if not path.startswith("data/knowundo/")}
-    assert not outside, f"knowundo outputs outside data/knowundo/: {outside}"
+    outside = {name: path for name, path in outputs.items() if not path.startswith(root)}
+    assert not outside, f"{env} outputs outside {root}: {outside}"
     for split, file in RAW_FILES.items():
         assert paths[f"raw_{split}"] == KNOWUNDO_REL + file
         assert catalog[f"raw_{split}"]["columns"] == {"question": "text", "answer": "labels"}
@@ -115,29 +126,41 @@ def _about(record: dict, people: list[str]) -> bool:
 
 
 @pytest.mark.skipif(not KNOWUNDO.is_dir(), reason=f"KnowUnDo is not at {KNOWUNDO} (benchmarks data, not in the repo)")
-def test_knowundo_ingest_keeps_exactly_the_configured_people_in_every_split(bare_project, monkeypatch):
+@pytest.mark.parametrize("env", BENCHMARK_ENVS)
+def test_benchmark_ingest_keeps_exactly_the_configured_people_in_every_split(env, bare_project, monkeypatch):
     (bare_project.parent / "shared").symlink_to(PROJECT.parent / "shared")  # ../shared from the copy
     monkeypatch.chdir(bare_project)
-    subset = _config("knowundo", bare_project / "conf")[1]["ingest"]["subset"]
-    forget, retain = subset["forget_people"], subset["retain_people"]
+    root, dataset_name = BENCHMARK_ENVS[env]
+    subset = _config(env, bare_project / "conf")[1]["ingest"]["subset"]
+    forget, retain = subset["forget_people"], subset.get("retain_people") or []
     people = {"forget": forget, "forget_eval": forget, "retain": forget + retain, "retain_eval": forget + retain}
     people["full"] = forget + retain
 
     bootstrap_project(bare_project)
-    with KedroSession.create(project_path=bare_project, env="knowundo") as session:
+    with KedroSession.create(project_path=bare_project, env=env) as session:
         session.run(pipeline_names=["ingest"])
 
     assert not (bare_project / "data" / "03_primary").exists()  # nothing where the demo's outputs live
-    primary = bare_project / "data" / "knowundo" / "03_primary"
+    primary = bare_project / root / "03_primary"
     for split, file in RAW_FILES.items():
         records = json.loads((KNOWUNDO / file).read_text(encoding="utf-8"))
         expected = sorted(normalise_text(r["text"]) for r in records if _about(r, people[split]))
         kept = pd.read_parquet(primary / f"{split}_set.parquet")
         assert sorted(kept["question"]) == expected, split
-        assert set(kept["subject"]) == set(people[split]), split
+        assert set(kept["subject"]) <= set(people[split]), split
+        assert all(_about({"text": q, "labels": a}, [who]) for who, q, a in zip(kept["subject"], kept["question"], kept["answer"]))
     assert set(pd.read_parquet(primary / "forget_set.parquet")["subject"]).isdisjoint(retain)
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{bare_project.parent / 'mlflow.db'}")
     (run,) = client.search_runs(client.get_experiment_by_name("relearn").experiment_id)
-    assert run.data.tags["dataset_name"] == "knowundo_privacy_subset"
-    assert run.info.run_name == "ingest-knowundo_privacy_subset"
+    assert run.data.tags["dataset_name"] == dataset_name
+    assert run.info.run_name == f"ingest-{dataset_name}"
+
+
+@pytest.mark.skipif(not KNOWUNDO.is_dir(), reason=f"KnowUnDo is not at {KNOWUNDO} (benchmarks data, not in the repo)")
+def test_the_full_profile_names_every_person_of_every_record():
+    forget_people = _config("knowundo_full")[1]["ingest"]["subset"]["forget_people"]
+    for file in RAW_FILES.values():
+        records = json.loads((KNOWUNDO / file).read_text(encoding="utf-8"))
+        unnamed = [r["text"] for r in records if not _about(r, forget_people)]
+        assert not unnamed, f"{file}: records about nobody in conf/knowundo_full: {unnamed[:3]}"
