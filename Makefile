@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: setup demo sweep test test-fast bench viz mlflow-ui clean-data
+.PHONY: setup demo sweep bench-knowundo test test-fast bench viz mlflow-ui clean-data
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,14 +36,21 @@ demo: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/python -m relearn_pipeline.sweep
 
+# The paper's comparison on a KnowUnDo privacy subset (conf/knowundo; outputs in data/knowundo/):
+# ReLearn end to end, the four baselines, then compare. ~1 h 40 min on 2 CPU cores; docs/benchmarks.md.
+bench-knowundo: $(STAMP)
+	$(BIN)/python -m relearn_pipeline.sweep --env knowundo
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
+# One summary table of every speed/memory figure (the demo alone takes about an hour), written to
+# data/08_reporting/benchmarks.md; e.g. make bench BENCH_ARGS="--skip demo".
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 viz: $(STAMP)
 	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser

@@ -6,6 +6,7 @@ runs only `finetune` + `evaluate` on the stored target and augmented data, and `
 table and plot. Each `kedro run` is its own MLflow run.
 
     python -m relearn_pipeline.sweep                       # default method list
+    python -m relearn_pipeline.sweep --env knowundo        # the KnowUnDo benchmark (docs/benchmarks.md)
     python -m relearn_pipeline.sweep --methods ga_gdr npo_klr --env local
 """
 
