@@ -47,8 +47,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
+# One summary table of every speed/memory figure (the demo alone takes about an hour), written to
+# data/08_reporting/benchmarks.md; e.g. make bench BENCH_ARGS="--skip demo".
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 viz: $(STAMP)
 	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser

@@ -1,12 +1,14 @@
 """Augmentation throughput of the transformers backend, batched vs one prompt at a time, and the
 verified yield per variant type from the last verify run.
 
-    python benchmarks/augment_bench.py [--records 4] [--batch-size 16] [--max-new-tokens 32]
+    python benchmarks/augment_bench.py [--batch-size 16 48] [--prompts 96] [--max-new-tokens 32] [--json PATH]
 
-Same prompts both ways (the question-variant and vague-answer prompts of the first demo forget
-records), no cache. By default the requests are what `augment` really sends: the answer sampling
-settings and candidate count of conf/base/parameters_augment.yml, seeded; `--greedy` measures one
-greedy candidate per prompt instead.
+Same prompts every way (the question-variant and vague-answer prompts of the demo forget records,
+in order), no cache. By default the requests are what `augment` really sends: the answer sampling
+settings and candidate count of conf/base/parameters_augment.yml, seeded, in batches of the
+configured `augment.llm.transformers.batch_size`; `--batch-size 16 48` measures each size against
+the same one-at-a-time baseline, `--greedy` one greedy candidate per prompt instead. The default
+prompt count fills the largest batch twice.
 """
 
 from __future__ import annotations
@@ -15,25 +17,30 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import yaml  # noqa: E402
+from bench_common import ROOT, row, write_headline  # noqa: E402
 
 from relearn_pipeline.llm import GenerationRequest, SamplingParams, load_prompt_templates  # noqa: E402
 from relearn_pipeline.llm.transformers_backend import TransformersBackend  # noqa: E402
 from relearn_pipeline.models import load_model  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+AUGMENT = yaml.safe_load((ROOT / "conf/base/parameters_augment.yml").read_text())["augment"]
+PROMPTS_PER_RECORD = 5  # four question variants and one vague answer
 
 
-def prompts(records: int, max_new_tokens: int, greedy: bool) -> list[GenerationRequest]:
+def prompts(count: int, max_new_tokens: int, greedy: bool) -> list[GenerationRequest]:
+    """The first ``count`` augment prompts of the demo forget records."""
     files = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "conf/base/prompts").glob("*.yml")}
     templates = load_prompt_templates(files)
-    forget = json.loads((ROOT / "data/01_raw/demo/forget.json").read_text())[:records]
-    answer = yaml.safe_load((ROOT / "conf/base/parameters_augment.yml").read_text())["augment"]["answer"]
+    forget = json.loads((ROOT / "data/01_raw/demo/forget.json").read_text())
+    if count > PROMPTS_PER_RECORD * len(forget):
+        raise SystemExit(f"--prompts {count}: the demo forget set gives at most {PROMPTS_PER_RECORD * len(forget)}")
+    forget = forget[: -(-count // PROMPTS_PER_RECORD)]
+    answer = AUGMENT["answer"]
     if greedy:
         sampling, n = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens), 1
     else:
@@ -46,7 +53,7 @@ def prompts(records: int, max_new_tokens: int, greedy: bool) -> list[GenerationR
         requests.append(GenerationRequest.chat(templates["answer_vague"].render(
             subject=r["subject"], question=r["question"], original_question=r["question"],
             original_answer=r["answer"], sensitive_details=""), sampling, n=n))
-    return requests
+    return requests[:count]
 
 
 def measure(backend: TransformersBackend, requests: list[GenerationRequest]) -> tuple[float, int]:
@@ -58,25 +65,38 @@ def measure(backend: TransformersBackend, requests: list[GenerationRequest]) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=16)
+    configured = AUGMENT["llm"]["transformers"]["batch_size"]
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[configured],
+                        help=f"prompts per batch, one or more sizes (default: the configured {configured})")
+    parser.add_argument("--prompts", type=int, help="prompts measured (default: twice the largest batch)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--model", default="embedded:smollm2-135m-instruct")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--greedy", action="store_true", help="one greedy candidate per prompt")
+    parser.add_argument("--json", help="also write the headline figures here, for run_all.py")
     args = parser.parse_args()
     bundle = load_model(args.model, device=args.device)
-    requests = prompts(args.records, args.max_new_tokens, args.greedy)
+    requests = prompts(args.prompts or 2 * max(args.batch_size), args.max_new_tokens, args.greedy)
     rows = []
-    for label, batch_size in (("one at a time", 1), (f"batched ({args.batch_size})", args.batch_size)):
+    for label, batch_size in (("one at a time", 1), *((f"batched ({b})", b) for b in args.batch_size)):
         seconds, tokens = measure(TransformersBackend(bundle, batch_size=batch_size), requests)
         rows.append((label, len(requests), seconds, len(requests) / seconds, tokens / seconds))
     decoding = "greedy, 1 candidate" if args.greedy else f"sampled, {requests[0].n} candidates per prompt"
-    print(f"\nmodel {args.model} on {args.device}, {len(requests)} prompts, {args.max_new_tokens} new tokens max, {decoding}")
+    settings = f"{len(requests)} demo augment prompts, {decoding}, {args.max_new_tokens} new tokens max, {args.model} on {args.device}"
+    print(f"\n{settings}")
     print(f"{'mode':<16} {'prompts':>8} {'seconds':>9} {'prompts/s':>10} {'tokens/s':>9}")
     for label, count, seconds, pps, tps in rows:
         print(f"{label:<16} {count:>8} {seconds:>9.1f} {pps:>10.2f} {tps:>9.1f}")
-    print(f"speed-up (prompts/s): {rows[1][3] / rows[0][3]:.1f}x  (goal >= 4x)")
+    (_, _, _, one_pps, one_tps), headline = rows[0], []
+    for batch_size, (label, _, _, pps, tps) in zip(args.batch_size, rows[1:], strict=True):
+        print(f"speed-up at batch {batch_size} (prompts/s): {pps / one_pps:.1f}x  (goal >= 4x)")
+        headline += [
+            row(f"augmentation prompts/s: batched ({batch_size} prompts) vs one prompt at a time",
+                (label, pps), ("one at a time", one_pps), "prompts/s"),
+            row(f"augmentation tokens/s: batched ({batch_size} prompts) vs one prompt at a time",
+                (label, tps), ("one at a time", one_tps), "tokens/s"),
+        ]
+    write_headline(args.json, "augment", settings, headline)
     report_path = ROOT / "data/08_reporting/verification_report.json"
     if report_path.exists():
         report = json.loads(report_path.read_text())

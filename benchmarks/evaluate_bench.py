@@ -4,7 +4,7 @@ Both modes answer the same demo questions (forget-eval + retain-eval) with the e
 SmolLM2-135M-Instruct, greedily, through `generation.generate_texts` -- the call the `evaluate`
 pipeline makes. Prints a table; the goal is a batched speed-up of at least 4x.
 
-    python benchmarks/evaluate_bench.py [--questions 48] [--max-new-tokens 64] [--batch-size 16]
+    python benchmarks/evaluate_bench.py [--questions 48] [--max-new-tokens 64] [--batch-size 16] [--json PATH]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "KEDRO_DISABLE_TELEMETRY"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+from bench_common import row, write_headline  # noqa: E402
 
 from relearn_pipeline.generation import generate_texts  # noqa: E402
 from relearn_pipeline.models import load_model  # noqa: E402
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--json", help="also write the headline figures here, for run_all.py")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     one_s, one_tokens, one_texts = timed(bundle, prompts, 1, args.max_new_tokens)
     batch_s, batch_tokens, batch_texts = timed(bundle, prompts, args.batch_size, args.max_new_tokens)
-    same = sum(a == b for a, b in zip(one_texts, batch_texts))
+    same = sum(a == b for a, b in zip(one_texts, batch_texts, strict=True))
     speedup = one_s / batch_s
 
     print(f"\nEvaluation generation, {len(prompts)} demo questions, {args.model} on {bundle.device}, "
@@ -75,6 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{mode:<22}{seconds:>10.1f}{len(prompts) / seconds:>14.2f}{tokens / seconds:>12.1f}{tokens:>9}")
     print(f"speed-up: {speedup:.1f}x (goal >= 4x: {'met' if speedup >= 4 else 'NOT met'}); "
           f"identical answers in both modes: {same}/{len(prompts)}")
+    batched, one = f"batched ({args.batch_size})", "one at a time"
+    write_headline(args.json, "evaluate", (
+        f"{len(prompts)} demo evaluation questions, greedy, max_new_tokens={args.max_new_tokens}, {args.model} on "
+        f"{bundle.device}, {args.threads} threads; identical answers in both modes: {same}/{len(prompts)}"
+    ), [
+        row(f"evaluation generation questions/s: batched ({args.batch_size}) vs one question at a time",
+            (batched, len(prompts) / batch_s), (one, len(prompts) / one_s), "questions/s"),
+        row(f"evaluation generation tokens/s: batched ({args.batch_size}) vs one question at a time",
+            (batched, batch_tokens / batch_s), (one, one_tokens / one_s), "tokens/s"),
+    ])
     return 0
 
 

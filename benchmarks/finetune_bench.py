@@ -15,6 +15,7 @@ hardware computed, padding included) is shown as a share of a dense matmul peak 
 
     python benchmarks/finetune_bench.py                      # 4 steps, batch 2, 1 thread, SmolLM2-135M
     python benchmarks/finetune_bench.py --steps 8 --batch-size 4 --threads 8   # a dedicated machine
+    python benchmarks/finetune_bench.py --json figures.json  # also write the headline figures (run_all.py)
 
 On a shared CPU, timings are noisy: compare the two columns of one run, not runs with each other.
 """
@@ -39,6 +40,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from bench_common import row, write_headline  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEMO = PROJECT / "data" / "01_raw" / "demo"
@@ -252,6 +254,7 @@ def main(argv=None) -> int:
     # each other (measured here: 2 threads ran this implementation 10x slower than 1).
     parser.add_argument("--threads", type=int, default=1, help="torch threads per side (default 1)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", help="also write the headline figures here, for run_all.py")
     parser.add_argument("--impl", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -271,15 +274,38 @@ def main(argv=None) -> int:
     torch.set_num_threads(options.threads)
     device = torch.device(results[IMPLEMENTATIONS[0]]["device"])
     peak = matmul_peak_flops(device)
+    for r in results.values():
+        r["tokens_per_s"] = r["real_tokens"] / r["train_time_s"]
+        r["flops_per_s"] = r["flops"] / r["train_time_s"]
+        r["share_of_peak"] = r["flops_per_s"] / peak
     print_table(results, peak, options)
+    write_headline(options.json, "finetune", settings(results, peak, options), headline(results))
     return 0
+
+
+def headline(results: dict) -> list[dict]:
+    """Tokens/s, peak memory and share of the matmul peak, this implementation vs official-style."""
+    kind = results["relearn-pipeline"]["memory_kind"]
+    measures = (
+        ("tokens_per_s", "training tokens/s (real tokens)", "tokens/s"),
+        ("peak_memory_mb", f"peak memory ({kind})", "MiB"),
+        ("share_of_peak", "achieved FLOP/s as a share of the dense matmul peak measured here", "%"),
+    )
+    return [
+        row(f"fine-tune {what}: this project vs the official code's approach",
+            *((impl, results[impl][key]) for impl in IMPLEMENTATIONS), unit)
+        for key, what, unit in measures
+    ]
+
+
+def settings(results: dict, peak: float, options) -> str:
+    ours = results["relearn-pipeline"]
+    return (f"relearn_klr_gdr, {options.model}, {options.steps} steps of batch {options.batch_size}, "
+            f"{ours['device']}, {options.threads} thread(s); matmul peak {peak / 1e9:.1f} GFLOP/s; data: {ours['data']}")
 
 
 def print_table(results: dict, peak: float, options) -> None:
     ours, theirs = results["relearn-pipeline"], results["official-style"]
-    for r in results.values():
-        r["tokens_per_s"] = r["real_tokens"] / r["train_time_s"]
-        r["flops_per_s"] = r["flops"] / r["train_time_s"]
     rows = [
         ("optimizer steps", options.steps, options.steps, "{}"),
         ("train time (s)", ours["train_time_s"], theirs["train_time_s"], "{:.1f}"),
@@ -294,7 +320,7 @@ def print_table(results: dict, peak: float, options) -> None:
                      theirs["peak_above_loaded_mb"], "{:.0f}"))
     rows += [
         ("achieved GFLOP/s", ours["flops_per_s"] / 1e9, theirs["flops_per_s"] / 1e9, "{:.1f}"),
-        ("share of matmul peak", ours["flops_per_s"] / peak, theirs["flops_per_s"] / peak, "{:.1%}"),
+        ("share of matmul peak", ours["share_of_peak"], theirs["share_of_peak"], "{:.1%}"),
     ]
     print(f"\nReLearn fine-tune (relearn_klr_gdr), {options.model}, batch {options.batch_size}, "
           f"{ours['device']}, {options.threads} threads; data: {ours['data']} "

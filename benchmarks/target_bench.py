@@ -7,7 +7,7 @@
 Everything runs in a temporary copy of the project (conf/, pyproject.toml, the demo data), so the
 project's own data/06_models and mlflow.db are left alone. Usage:
 
-    python benchmarks/target_bench.py [--skip-cold] [--keep DIR]
+    python benchmarks/target_bench.py [--skip-cold] [--keep DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -24,18 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench_common import ENV, ROOT, project_copy, row, write_headline
+
 KEDRO = Path(sys.executable).with_name("kedro")
-# Under a shared CPU, OpenMP threads that spin while waiting make torch several times slower.
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "KEDRO_DISABLE_TELEMETRY": "1",
-    "DO_NOT_TRACK": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
-}
 LOAD_SNIPPET = (
     "import time; from relearn_pipeline.models import load_model; t = time.perf_counter(); "
     "load_model('embedded:smollm2-135m-instruct', device='cpu', cache_dir={cache!r}); "
@@ -44,15 +34,22 @@ LOAD_SNIPPET = (
 
 
 def timed_child(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
-    """Run a command; return wall seconds, its peak RSS in MiB, and its output (raises on failure)."""
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    # Children are run one at a time, and RUSAGE_CHILDREN keeps the largest child's peak.
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed in {cwd} (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    return wall, peak_mib, done.stdout + done.stderr
+    """Run a command; return wall seconds, its own peak RSS in MiB, and its output (raises on failure).
+
+    The peak comes from wait4 on this child alone: RUSAGE_CHILDREN would report the largest of all
+    children so far (the cold GGUF conversion, say) instead of this one.
+    """
+    with tempfile.TemporaryFile("w+") as output:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        text = output.read()
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed in {cwd} (exit {child.returncode}):\n{text[-4000:]}")
+    return wall, usage.ru_maxrss / 1024, text
 
 
 def embedded_load_seconds(cache_dir: Path | None) -> float:
@@ -62,29 +59,15 @@ def embedded_load_seconds(cache_dir: Path | None) -> float:
     return float(re.search(r"LOAD_SECONDS ([\d.]+)", output).group(1))
 
 
-def project_copy(where: Path) -> Path:
-    """A runnable copy of the project: conf (without local), pyproject, demo data, MLflow in the copy."""
-    copy = where / "project"
-    copy.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
-    shutil.copytree(ROOT / "conf", copy / "conf", ignore=shutil.ignore_patterns("local"))
-    (copy / "conf" / "local").mkdir()
-    (copy / "src").mkdir()  # kedro wants it; relearn_pipeline itself is installed
-    shutil.copytree(ROOT / "data" / "01_raw" / "demo", copy / "data" / "01_raw" / "demo")
-    mlflow_yml = copy / "conf" / "base" / "mlflow.yml"
-    mlflow_yml.write_text(
-        re.sub(r"mlflow_tracking_uri: .*", f"mlflow_tracking_uri: sqlite:///{copy / 'mlflow.db'}", mlflow_yml.read_text())
-    )
-    return copy
-
-
 def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-cold", action="store_true", help="skip the cold GGUF conversion (about a minute)")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it, instead of a temporary one")
+    parser.add_argument("--json", help="also write the headline figures here, for run_all.py")
     args = parser.parse_args()
     rows: list[tuple[str, str]] = []
+    headline: list[dict] = []
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="target-bench-", dir=args.keep))
@@ -94,6 +77,11 @@ def main() -> None:
             rows.append(("embedded model load, cold (GGUF -> safetensors)", f"{cold:.1f} s"))
         cached = embedded_load_seconds(None if args.skip_cold else work / "cold-cache")
         rows.append(("embedded model load, cached", f"{cached:.2f} s"))
+        if args.skip_cold:
+            headline.append(row("embedded model load (fresh process), cached", ("cached", cached), None, "s"))
+        else:
+            headline.append(row("embedded model load (fresh process): cold (GGUF conversion) vs cached",
+                                ("cold", cold), ("cached", cached), "s"))
 
         copy = project_copy(work)
         timed_child([str(KEDRO), "run", "--pipeline", "ingest"], copy, ENV)
@@ -110,6 +98,11 @@ def main() -> None:
         rerun, _, _ = timed_child([str(KEDRO), "run", "--pipeline", "target"], copy, ENV)
         reused = json.loads((copy / "data" / "08_reporting" / "target_report.json").read_text())["reused"]
         rows.append(("demo target stage rerun (reuses the cached target)", f"{rerun:.0f} s, reused={reused}"))
+        headline += [
+            row("demo target stage wall time: memorize (first run) vs rerun reusing the cached target",
+                ("memorize", wall), ("rerun", rerun), "s"),
+            row("demo target stage peak RSS (memorize)", ("memorize", peak), None, "MiB"),
+        ]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -120,6 +113,8 @@ def main() -> None:
     print(f"{'-' * width}-|-{'-' * 30}")
     for name, value in rows:
         print(f"{name.ljust(width)} | {value}")
+    settings = f"`kedro run --pipeline target` on the demo ({report['questions']} questions, {report['steps']} steps)"
+    write_headline(args.json, "target", settings, headline)
 
 
 if __name__ == "__main__":
