@@ -23,6 +23,7 @@ def tracking(tmp_path):
     previous = mlflow.get_tracking_uri()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    mlflow.create_experiment("relearn", artifact_location=str(tmp_path / "artifacts"))  # not ./mlruns in the cwd
     mlflow.set_experiment("relearn")
     yield uri
     while mlflow.active_run() is not None:
