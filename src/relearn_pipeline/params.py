@@ -103,7 +103,7 @@ Warmup = Annotated[Any, PlainValidator(_warmup)]
 
 class Lora(_Block):
     r: PositiveInt = 32
-    alpha: PositiveFloat = 32
+    alpha: PositiveInt | PositiveFloat = 32  # an int stays an int (as PEFT's lora_alpha is typed)
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.05
     target_modules: NonEmpty | list[NonEmpty] = "all-linear"
 

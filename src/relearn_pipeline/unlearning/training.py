@@ -25,8 +25,9 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel, TrainerCallback, TrainingArguments, set_seed
 
 from relearn_pipeline.models import ModelBundle
+from relearn_pipeline.params import Lora
 from relearn_pipeline.unlearning.checkpoints import MarkCheckpointComplete, last_complete_checkpoint
-from relearn_pipeline.unlearning.config import FinetuneConfig, LoraSettings
+from relearn_pipeline.unlearning.config import FinetuneConfig
 from relearn_pipeline.unlearning.pairing import PairedCollator, PairedDataset, encode_records
 from relearn_pipeline.unlearning.trainer import UnlearningTrainer
 
@@ -45,7 +46,7 @@ class FinetuneResult:
     is_main_process: bool
 
 
-def attach_lora(model: PreTrainedModel, lora: LoraSettings) -> PeftModel:
+def attach_lora(model: PreTrainedModel, lora: Lora) -> PeftModel:
     """Wrap ``model`` in a fresh LoRA adapter (its weights are frozen; only the adapter trains)."""
     target = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
     config = LoraConfig(

@@ -151,10 +151,27 @@ def test_defaults_and_catalog_entries(finetune_params, project_root):
 
 
 def test_unknown_settings_are_named():
-    with pytest.raises(ValueError, match=r"finetune: unknown key\(s\) \['epoch'\]"):
+    with pytest.raises(ValueError, match=r"parameters_finetune\.yml: finetune\.epoch: unknown key"):
         finetune_config({"method": "ga", "epoch": 3})
-    with pytest.raises(ValueError, match=r"finetune.weights.ga: unknown key\(s\) \['forgett'\]"):
+    with pytest.raises(ValueError, match=r"parameters_finetune\.yml: finetune\.weights\.ga\.forgett: unknown key"):
         finetune_config({"method": "ga", "weights": {"ga": {"forgett": 1.0}}})
+
+
+def test_bad_values_fail_before_training_as_the_parameter_check_says():
+    """finetune_config applies params.FinetuneParams, the one definition of the block's bounds."""
+    with pytest.raises(ValueError, match=r"finetune\.learning_rate: Input should be greater than 0"):
+        finetune_config({"method": "ga", "learning_rate": -1.0})
+    with pytest.raises(ValueError, match=r"finetune\.bf16: "):
+        finetune_config({"method": "ga", "bf16": "maybe"})
+
+
+def test_the_chosen_method_gets_its_weights_and_the_run_seed():
+    weights = {"default": {"forget": 0.5}, "ga": {"forget": 2.0, "kl": 0.0}}
+    ga = finetune_config({"method": "ga", "weights": weights, "npo_beta": 0.2}, seed=7)
+    assert (ga.weights.forget, ga.weights.retain, ga.weights.kl, ga.weights.npo_beta) == (2.0, 1.0, 0.0, 0.2)
+    assert ga.seed == 7
+    npo = finetune_config({"method": "npo", "weights": weights, "seed": 3}, seed=7)
+    assert (npo.weights.forget, npo.weights.retain) == (0.5, 1.0) and npo.seed == 3
 
 
 def test_metrics_are_mlflow_histories():
