@@ -165,7 +165,9 @@ def test_demo_files_through_the_loader():
     demo = PROJECT / "data/01_raw/demo"
     raw = {s: QARecordsDataset(str(demo / f"{s}.json")) for s in SPLITS}
     out = _run(raw)
-    assert len(out["full_set"]) == len(out["forget_set"]) + len(out["retain_set"])
+    splits = ("forget_set", "retain_set", "forget_eval_set", "retain_eval_set")
+    assert len(out["full_set"]) == sum(len(out[name]) for name in splits)  # every split, as in KnowUnDo
+    assert set(out["full_set"]["question"]) == set().union(*(out[name]["question"] for name in splits))
     assert set(out["forget_set"]["subject"]).isdisjoint(out["retain_set"]["subject"])
     labels = set(out["sensitive_spans"]["label"])
     assert {"EMAIL", "PHONE", "ADDRESS", "DATE", "PERSON"} <= labels
