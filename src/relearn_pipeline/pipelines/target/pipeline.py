@@ -1,8 +1,13 @@
-"""Wire the target nodes: fingerprint -> reuse or build (and evaluate) -> report."""
+"""Wire the target nodes: fingerprint -> reuse or build (and evaluate) -> report -> MLflow metrics."""
 
 from kedro.pipeline import Node, Pipeline
 
-from relearn_pipeline.pipelines.target.nodes import fingerprint_target, make_target_model, report_target
+from relearn_pipeline.pipelines.target.nodes import (
+    fingerprint_target,
+    make_target_model,
+    report_target,
+    target_mlflow_metrics,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -31,8 +36,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 report_target,
                 inputs=["target_outcome", "params:target.warn_below_rougeL_recall"],
-                outputs=["target_report", "target_metrics", "base_metrics", "target_training_history"],
+                outputs="target_report",
                 name="report_target",
+            ),
+            Node(
+                target_mlflow_metrics,
+                inputs="target_report",
+                outputs=["target_metrics", "base_metrics", "target_training_history"],
+                name="log_target_metrics",
             ),
         ]
     )
