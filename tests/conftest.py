@@ -77,4 +77,11 @@ def bare_project(tmp_path) -> Path:
     )
     assert count == 1, "conf/base/mlflow.yml no longer sets server.mlflow_tracking_uri"
     mlflow_yml.write_text(text)
+    # The experiment exists before kedro-mlflow looks for it, with its artifacts in tmp_path too:
+    # created by kedro-mlflow it would store them under ./mlruns of pytest's working directory.
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment(
+        "relearn", artifact_location=(tmp_path / "mlruns").as_uri()
+    )
     return copy
