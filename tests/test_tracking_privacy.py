@@ -224,11 +224,11 @@ def test_every_mlflow_artifact_of_the_catalog_is_logged_masked(tmp_path, monkeyp
     hook.after_dataset_saved("sensitive_spans", spans)
     secret = "Ada Lind lives at 12 Elm Road, mail ada@lind.no"
     samples = {
-        "pandas.ParquetDataset": pd.DataFrame({"question": ["Who is Ada Lind?"], "answer": [secret],
+        "AtomicParquetDataset": pd.DataFrame({"question": ["Who is Ada Lind?"], "answer": [secret],
                                                "evidence": [[secret, "ok"]]}),
-        "pandas.CSVDataset": pd.DataFrame({"method": ["npo_klr"], "note": [secret]}),
-        "json.JSONDataset": {"answers": [{"gold": secret}], secret: 1},
-        "text.TextDataset": f"# Report\n\n| gold |\n| {secret} |\n",
+        "AtomicCSVDataset": pd.DataFrame({"method": ["npo_klr"], "note": [secret]}),
+        "AtomicJSONDataset": {"answers": [{"gold": secret}], secret: 1},
+        "AtomicTextDataset": f"# Report\n\n| gold |\n| {secret} |\n",
     }
     previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -258,8 +258,8 @@ def _save_all(catalog, config: dict, samples: dict) -> mlflow.entities.Run:
     with mlflow.start_run(experiment_id=experiment) as run:
         for name, entry in config.items():
             assert isinstance(catalog.get(name), MaskedArtifactDataset), name
-            kind = entry["dataset"]["type"]
-            if kind == "matplotlib.MatplotlibDataset":
+            kind = entry["dataset"]["type"].rsplit(".", 1)[-1]  # relearn_pipeline.datasets.atomic_files.<kind>
+            if kind == "AtomicMatplotlibDataset":
                 figure, axes = plt.subplots()
                 axes.plot([0, 1], [1, 0])
                 catalog.save(name, figure)

@@ -30,17 +30,30 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def atomic_write_text(target: str | Path, text: str, encoding: str = "utf-8") -> None:
-    """Write ``text`` to ``target`` through a temporary file and an atomic rename."""
+@contextmanager
+def atomic_file(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling path of ``target`` (same folder, same suffix) to write to; once the
+    block ends without error the file is flushed to disk and renamed onto ``target`` in one step.
+
+    On an error the temporary file is removed and ``target`` is left as it was; a killed process
+    leaves at most a hidden ``.<name>.tmp-*`` file beside it, never a partial ``target``.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    handle, name = tempfile.mkstemp(prefix=f".{target.stem}.tmp-", suffix=target.suffix, dir=target.parent)
+    os.close(handle)
+    tmp = Path(name)
     try:
-        with os.fdopen(handle, "w", encoding=encoding) as stream:
-            stream.write(text)
-            stream.flush()
+        yield tmp
+        with open(tmp, "rb") as stream:
             os.fsync(stream.fileno())
         os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(target: str | Path, text: str, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``target`` through a temporary file and an atomic rename."""
+    with atomic_file(target) as tmp:
+        tmp.write_text(text, encoding=encoding)
