@@ -23,15 +23,25 @@ def chat_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+def qa_token_ids(tokenizer: PreTrainedTokenizerBase, question: str, answer: str) -> tuple[list[int], list[int]]:
+    """Token ids of the prompt for ``question`` and of ``answer`` + EOS, untruncated."""
+    prompt_ids = tokenizer(question_prompt(tokenizer, question), add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return prompt_ids, answer_ids
+
+
 def encode_qa(
     tokenizer: PreTrainedTokenizerBase, question: str, answer: str, max_length: int = 512
 ) -> dict[str, list[int]]:
-    """Token ids of prompt + answer + EOS, with labels only on the answer and EOS tokens.
+    """Token ids of prompt + answer + EOS, with labels only on the answer and EOS tokens."""
+    return truncate_qa(*qa_token_ids(tokenizer, question, answer), max_length=max_length)
+
+
+def truncate_qa(prompt_ids: list[int], answer_ids: list[int], max_length: int) -> dict[str, list[int]]:
+    """At most ``max_length`` tokens of prompt + answer, labels on the answer only.
 
     The prompt is truncated from the left if needed so the answer always keeps its tokens.
     """
-    prompt_ids = tokenizer(question_prompt(tokenizer, question), add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     answer_ids = answer_ids[:max_length]
     room = max(max_length - len(answer_ids), 0)
     prompt_ids = prompt_ids[-room:] if room else []

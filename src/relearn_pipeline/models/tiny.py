@@ -18,7 +18,7 @@ CHATML_TEMPLATE = (
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
+def build_tiny_tokenizer(max_positions: int = 2048) -> PreTrainedTokenizerFast:
     """A byte-level tokenizer: 256 byte tokens plus the ChatML specials (no merges, no download)."""
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {token: index for index, token in enumerate(sorted(alphabet))}
@@ -34,15 +34,15 @@ def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
     tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
     tokenizer.chat_template = CHATML_TEMPLATE
-    tokenizer.model_max_length = 2048
+    tokenizer.model_max_length = max_positions
     return tokenizer
 
 
-def build_tiny_model(seed: int = 0, hidden_size: int = 64, layers: int = 2):
-    """A 2-layer Llama (~100k parameters) with the tiny tokenizer, seeded."""
+def build_tiny_model(seed: int = 0, hidden_size: int = 64, layers: int = 2, max_positions: int = 2048):
+    """A 2-layer Llama (~100k parameters) with the tiny tokenizer, seeded; ``max_positions`` is its context."""
     from relearn_pipeline.models.loading import ModelBundle
 
-    tokenizer = build_tiny_tokenizer()
+    tokenizer = build_tiny_tokenizer(max_positions)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
@@ -50,7 +50,7 @@ def build_tiny_model(seed: int = 0, hidden_size: int = 64, layers: int = 2):
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=2048,
+        max_position_embeddings=max_positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -8,6 +8,7 @@ the same in every process of a data-parallel run and after a resume, and it chan
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import pandas as pd
@@ -15,28 +16,67 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PreTrainedTokenizerBase
 
-from relearn_pipeline.prompting import encode_qa
+from relearn_pipeline.errors import RecordError
+from relearn_pipeline.prompting import qa_token_ids, truncate_qa
 from relearn_pipeline.unlearning.collation import pad_batch
+
+logger = logging.getLogger(__name__)
 
 Feature = dict[str, list[int]]
 
 
 def encode_records(
-    records: pd.DataFrame, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str
+    records: pd.DataFrame,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    name: str,
+    context: int | None = None,
 ) -> list[Feature]:
-    """Encode every (question, answer) row with the shared chat format; labels on answers only."""
+    """Encode every (question, answer) row with the shared chat format; labels on answers only.
+
+    A record longer than ``max_length`` is cut to it (counted in one warning); a record longer than
+    the model's ``context`` stops the run with a ``RecordError`` naming ``name``, the record and the
+    field that makes it long: no truncation makes it a faithful training example.
+    """
     missing = {"question", "answer"} - set(records.columns)
     if missing:
         raise ValueError(f"{name}: missing column(s) {sorted(missing)}; expected a QA table (docs/architecture.md)")
     if records.empty:
         raise ValueError(f"{name}: no rows to train on; run the stage that produces {name} first")
-    features = []
+    features, truncated = [], []
     for index, row in enumerate(records.itertuples(index=False)):
+        record = getattr(row, "id", index)
         if not isinstance(row.question, str) or not isinstance(row.answer, str) or not row.answer.strip():
-            record = getattr(row, "id", index)
             raise ValueError(f"{name}: record {record!r} needs a non-empty string question and answer")
-        features.append(encode_qa(tokenizer, row.question, row.answer, max_length=max_length))
+        prompt_ids, answer_ids = qa_token_ids(tokenizer, row.question, row.answer)
+        length = len(prompt_ids) + len(answer_ids)
+        if context is not None and length > context:
+            raise_too_long(name, index, record, len(prompt_ids), len(answer_ids), context)
+        if length > max_length:
+            truncated.append(str(record))
+        features.append(truncate_qa(prompt_ids, answer_ids, max_length))
+    if truncated:
+        shown = ", ".join(truncated[:5]) + (", ..." if len(truncated) > 5 else "")
+        logger.warning(
+            "%s: %d of %d records are longer than max_length = %d tokens and were cut to it "
+            "(the question first, from the left): %s",
+            name, len(truncated), len(features), max_length, shown,
+        )
     return features
+
+
+def raise_too_long(name: str, index: int, record: object, prompt: int, answer: int, context: int) -> None:
+    """A ``RecordError`` for a record that does not fit the model, naming the field that makes it long."""
+    field = "answer" if answer >= prompt else "question"
+    raise RecordError(
+        name,
+        f"record id {record!r} takes {prompt + answer} tokens in the model's chat format "
+        f"(question {prompt}, answer {answer}), more than the model's context of {context} tokens",
+        record=index,
+        field=field,
+        hint=f"Shorten the {field} where the record comes from (the raw file ingest reads, see "
+        "catalog_ingest.yml) and run again, or drop the record.",
+    )
 
 
 class PairedDataset(Dataset):

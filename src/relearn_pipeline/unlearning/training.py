@@ -25,6 +25,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel, TrainerCallback, TrainingArguments, set_seed
 
 from relearn_pipeline.models import ModelBundle
+from relearn_pipeline.models.context import check_max_length
 from relearn_pipeline.params import Lora
 from relearn_pipeline.unlearning.checkpoints import MarkCheckpointComplete, last_complete_checkpoint
 from relearn_pipeline.unlearning.config import FinetuneConfig
@@ -80,12 +81,13 @@ def train_unlearning(
         forget_name, forget_records = "forget_set", forget_set
     if forget_records is None:
         raise ValueError(f"method {method.name!r} trains on {forget_name}, but none was given")
-    forget = encode_records(forget_records, tokenizer, config.max_length, forget_name)
+    context = check_max_length(config.max_length, bundle, "finetune.max_length")
+    forget = encode_records(forget_records, tokenizer, config.max_length, forget_name, context)
     retain = None
     if method.uses_retain:
         if retain_set is None:
             raise ValueError(f"method {method.name!r} uses retain_set, but none was given")
-        retain = encode_records(retain_set, tokenizer, config.max_length, "retain_set")
+        retain = encode_records(retain_set, tokenizer, config.max_length, "retain_set", context)
 
     output_dir = Path(config.checkpoint_dir) / run_key(config, bundle.spec, forget, retain)
     set_seed(config.seed)

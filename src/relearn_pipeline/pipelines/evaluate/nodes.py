@@ -37,6 +37,7 @@ from relearn_pipeline.metrics.probes import MIA_ATTACKS, attack_scores, membersh
 from relearn_pipeline.metrics.result import mean
 from relearn_pipeline.metrics.rouge import rouge_recall
 from relearn_pipeline.metrics.token_scores import score_answers
+from relearn_pipeline.models.context import check_max_length
 from relearn_pipeline.models.loading import ModelBundle, load_model
 from relearn_pipeline.pipelines.evaluate import report
 from relearn_pipeline.prompting import question_prompt
@@ -211,6 +212,7 @@ def score_fluency(
 ) -> pd.DataFrame:
     """Per record: perplexity under the reference LM, Brunet's W, Honoré's H and LS."""
     scoring = params["scoring"]
+    check_max_length(scoring["max_length"], reference_model, "evaluate.scoring.max_length")
     token_scores = score_answers(
         reference_model,
         questions["question"].tolist(),
@@ -241,6 +243,7 @@ def probe_model(
 ) -> pd.DataFrame:
     """Per gold record: teacher-forced memorization probes and membership-inference attack scores."""
     scoring, k = params["scoring"], params["mia"]["k"]
+    check_max_length(scoring["max_length"], model, "evaluate.scoring.max_length")
     frames = []
     for split, frame in (("forget", forget_set), ("forget_eval", forget_eval_set), ("retain_eval", retain_eval_set)):
         answers = frame["answer"].astype(str).tolist()

@@ -22,8 +22,10 @@ from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
 from relearn_pipeline.datasets.hf_model import FINGERPRINT_KEY, CachedModel
 from relearn_pipeline.generation import generate_texts
 from relearn_pipeline.models import ModelBundle, load_model
-from relearn_pipeline.prompting import encode_qa, question_prompt
+from relearn_pipeline.models.context import check_max_length
+from relearn_pipeline.prompting import question_prompt
 from relearn_pipeline.unlearning.collation import QACollator
+from relearn_pipeline.unlearning.pairing import encode_records
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +99,8 @@ def memorize(bundle: ModelBundle, full_set: pd.DataFrame, training: dict[str, An
     """Fine-tune ``bundle.model`` in place on the QA pairs (LoRA merged back, or full); return the figures."""
     set_seed(training["seed"])
     tokenizer = bundle.tokenizer
-    features = [
-        encode_qa(tokenizer, question, answer, max_length=training["max_length"])
-        for question, answer in zip(full_set["question"], full_set["answer"], strict=True)
-    ]
+    context = check_max_length(training["max_length"], bundle, "target.training.max_length")
+    features = encode_records(full_set, tokenizer, training["max_length"], "full_set", context)
     adapter = training.get("adapter", "lora")
     if adapter not in ADAPTERS:
         raise ValueError(f"params:target.training.adapter is {adapter!r}; use one of {', '.join(ADAPTERS)}")
