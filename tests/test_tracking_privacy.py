@@ -11,8 +11,6 @@ import io
 import json
 import re
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
@@ -20,6 +18,7 @@ import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from openai_stub import ChatServer
 
 from relearn_pipeline.tracking_privacy import SpanMasker, span_regex
 
@@ -93,54 +92,16 @@ def _leaked_spans(text: str, spans: pd.DataFrame) -> set[str]:
     return {s for s in spans["text"].unique() if re.search(span_regex(s), text, re.IGNORECASE)}
 
 
-class _FakeOpenAI:
-    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1 that records the Authorization headers."""
-
-    def __init__(self):
-        self.auth: list[str | None] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.auth.append(self.headers.get("Authorization"))
-                choices = [
-                    {"index": i, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": f"Could you tell me more about their work ({i})?"}}
-                    for i in range(body.get("n", 1))
-                ]
-                data = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-                                   "choices": choices}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_planted_api_key_used_by_augment_reaches_neither_the_store_nor_the_artifacts(project):
-    server = _FakeOpenAI()
-    try:
+    with ChatServer(lambda prompt, k: f"Could you tell me more about their work ({k})?") as server:
         run = _run(project, pipelines=["ingest", "augment"], augment={
             "max_records": 2, "variants": ["rephrase"],
             "llm": {"backend": "openai", "openai": {"base_url": server.url, "timeout_s": 10, "max_retries": 0}},
         })
-    finally:
-        server.close()
     assert run.info.status == "FINISHED"
     # The key was really in play: the run sent the one from conf/local/credentials.yml.
-    assert server.auth and set(server.auth) == {f"Bearer {PLANTED_CREDS}"}
+    sent = [request["auth"] for request in server.requests]
+    assert sent and set(sent) == {f"Bearer {PLANTED_CREDS}"}
     assert (project / "data" / "02_intermediate" / "augmented_raw.parquet").is_file()
 
     stores = [p for p in project.iterdir() if p.name.startswith("mlflow.db")]

@@ -19,15 +19,14 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 import yaml
+from openai_stub import ChatServer
 
 from relearn_pipeline.pipelines.augment.nodes import spans_by_record
 from relearn_pipeline.pipelines.verify.checks import find_leaks
@@ -250,59 +249,32 @@ def test_make_demo_runs_every_stage_on_a_tiny_model_into_one_mlflow_run(bare_pro
     assert set(raw["model"]) == {"tiny:0"}
 
 
-class _LeakingGenerator:
-    """An OpenAI-compatible chat server on 127.0.0.1: question variants build on the original question,
-    answer candidate 0 leaks the record's secret and candidate 1 is vague, the judge always says
+def _leaking_reply(markers: dict[str, str]):
+    """The reply of a generator whose question variants build on the original question, whose answer
+    candidate 0 leaks the record's secret and candidate 1 is vague, and whose judge always says
     "LEAK: no". Prompts are told apart by tests/llm/scripted.py's markers."""
 
-    def __init__(self, markers: dict[str, str]):
-        def reply(prompt: str, k: int) -> str:
-            kind = next(kind for marker, kind in markers.items() if marker in prompt)
-            if kind == "judge":
-                return "LEAK: no"
-            asked = next(line.removeprefix("Question:").strip() for line in prompt.splitlines()
-                         if line.startswith("Question:"))
-            fact = next(f for f in FORGET if f.question.rstrip("?") in asked)
-            if kind != "answer":
-                return f"{fact.question.rstrip('?')}, if you had to say?"
-            if k == 0:
-                return fact.leak
-            return fact.vague if asked == fact.question else f"{fact.vague} That is all there is to say."
+    def reply(prompt: str, k: int) -> str:
+        kind = next(kind for marker, kind in markers.items() if marker in prompt)
+        if kind == "judge":
+            return "LEAK: no"
+        asked = next(line.removeprefix("Question:").strip() for line in prompt.splitlines()
+                     if line.startswith("Question:"))
+        fact = next(f for f in FORGET if f.question.rstrip("?") in asked)
+        if kind != "answer":
+            return f"{fact.question.rstrip('?')}, if you had to say?"
+        if k == 0:
+            return fact.leak
+        return fact.vague if asked == fact.question else f"{fact.vague} That is all there is to say."
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                prompt = str(body["messages"][-1]["content"])
-                choices = [
-                    {"index": k, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": reply(prompt, k)}}
-                    for k in range(int(body.get("n", 1)))
-                ]
-                data = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-                                   "choices": choices}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return reply
 
 
 @pytest.fixture
 def leaking_generator(scripted):
-    server = _LeakingGenerator(scripted.PROMPT_MARKERS)
-    yield server
-    server.close()
+    """The leaking generator as an OpenAI-compatible chat server on 127.0.0.1."""
+    with ChatServer(_leaking_reply(scripted.PROMPT_MARKERS)) as server:
+        yield server
 
 
 def test_default_kedro_run_is_unlearn_and_trains_on_no_secret_a_leaking_generator_offers(

@@ -1,4 +1,5 @@
-"""A small OpenAI-compatible chat server for fault and load tests, run as its own process.
+"""The stub OpenAI-compatible chat server (tests/openai_stub.py) as its own process, for fault and
+load tests that SIGKILL it.
 
     python openai_server.py --port-file PATH [--port N] [--serve K] [--delay-s S]
 
@@ -12,11 +13,18 @@ server "hangs", so a test can SIGKILL it with requests in flight). GET /stats re
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for openai_stub
+from openai_stub import ChatServer  # noqa: E402
+
+
+def variant(prompt: str, k: int) -> str:
+    return f"variant {k} of: {prompt[-60:]}"
 
 
 def main() -> None:
@@ -27,61 +35,19 @@ def main() -> None:
     parser.add_argument("--delay-s", type=float, default=0.0)
     args = parser.parse_args()
 
-    lock = threading.Lock()
-    stats = {"served": 0, "received": 0, "in_flight": 0, "max_in_flight": 0}
-    hang = threading.Event()  # never set: held requests wait until the process dies
+    never = threading.Event()  # never set: held requests wait until the process dies
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as the openai client (httpx) expects
+    def hold_or_delay(index: int) -> None:
+        if 0 <= args.serve <= index:
+            never.wait()
+        time.sleep(args.delay_s)
 
-        def log_message(self, *a):
-            pass
-
-        def _send(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            self.wfile.flush()
-
-        def do_GET(self):
-            with lock:
-                snapshot = dict(stats)
-            self._send(200, snapshot)
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with lock:
-                stats["received"] += 1
-                over = 0 <= args.serve <= stats["served"] + stats["in_flight"]
-                stats["in_flight"] += 1
-                stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
-            if over:
-                hang.wait()
-            if args.delay_s:
-                time.sleep(args.delay_s)
-            last = str(body["messages"][-1]["content"])[-60:]
-            choices = [
-                {"index": i, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": f"variant {i} of: {last}"}}
-                for i in range(int(body.get("n", 1)))
-            ]
-            self._send(200, {"id": "x", "object": "chat.completion", "created": 0,
-                             "model": body.get("model", ""), "choices": choices})
-            with lock:
-                stats["in_flight"] -= 1
-                stats["served"] += 1
-
-    ThreadingHTTPServer.allow_reuse_address = True
-    ThreadingHTTPServer.daemon_threads = True
-    httpd = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = ChatServer(variant, hold_or_delay, port=args.port)
     tmp = f"{args.port_file}.tmp"
     with open(tmp, "w") as f:
-        f.write(str(httpd.server_address[1]))
+        f.write(str(server.port))
     os.replace(tmp, args.port_file)
-    httpd.serve_forever()
+    never.wait()  # the server thread answers until the process is killed
 
 
 if __name__ == "__main__":
