@@ -49,7 +49,7 @@ def test_at_least_eight_people_with_public_and_private_facts(demo):
 
 
 def test_answers_are_short_enough_to_memorize(demo):
-    assert 90 <= len(demo["full"]) <= 140
+    assert 130 <= len(demo["full"]) <= 170
     assert max(len(r["answer"].split()) for r in demo["full"]) <= 40
 
 
@@ -57,14 +57,15 @@ def test_two_people_to_forget_disjoint_from_retain(demo):
     forget = {r["subject"] for r in demo["forget"]}
     retain = {r["subject"] for r in demo["retain"]}
     assert len(forget) == 2 and forget.isdisjoint(retain)
-    assert sorted(r["id"] for r in demo["forget"] + demo["retain"]) == sorted(
-        r["id"] for r in demo["full"]
-    )
+    # full = every split, eval questions included (as KnowUnDo's full.json holds its val splits)
+    splits = demo["forget"] + demo["retain"] + demo["forget_eval"] + demo["retain_eval"]
+    assert sorted(r["id"] for r in splits) == sorted(r["id"] for r in demo["full"])
+    assert all(r in demo["full"] for r in splits)
 
 
-def test_eval_questions_are_held_out_but_ask_the_same_facts(demo):
+def test_eval_questions_are_held_out_from_unlearning_but_ask_the_same_facts(demo):
     full = {r["id"]: r for r in demo["full"]}
-    questions = {r["question"] for r in demo["full"]}
+    questions = {r["question"] for r in demo["forget"] + demo["retain"]}  # what augment/finetune see
     forget_people = {r["subject"] for r in demo["forget"]}
     for name, people in (("forget_eval", forget_people), ("retain_eval", None)):
         per_person = Counter(r["subject"] for r in demo[name])
