@@ -1,4 +1,4 @@
-"""The stub OpenAI-compatible chat server (tests/openai_stub.py) as its own process, for fault and
+"""The stub OpenAI-compatible chat server (tests/support/openai_stub.py) as its own process, for fault and
 load tests that SIGKILL it.
 
     python openai_server.py --port-file PATH [--port N] [--serve K] [--delay-s S]
@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for openai_stub
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))  # for openai_stub
 from openai_stub import ChatServer  # noqa: E402
 
 
