@@ -12,7 +12,7 @@ from kedro.io import DataCatalog
 from mlflow.tracking import MlflowClient
 
 from relearn_pipeline.datasets import MlflowRunsDataset, PeftAdapterDataset
-from relearn_pipeline.hooks import RunNamingHook
+from relearn_pipeline.hooks import RunNamingHook, run_label
 from relearn_pipeline.pipelines import evaluate, finetune, target
 from relearn_pipeline.pipelines.compare.nodes import select_method_runs
 
@@ -95,3 +95,10 @@ def test_compare_places_an_evaluate_only_run_by_its_tag(tracking, tmp_path, proj
     runs = MlflowRunsDataset(experiment="relearn", tracking_uri=tracking).load()
     assert "params.finetune.method" not in runs
     assert list(select_method_runs(runs, params, "demo")["method"]) == ["npo_klr"]
+
+
+def test_run_label_follows_the_stage_order_whatever_order_the_pipelines_come_in():
+    # Kedro handed a sweep's `--pipelines finetune,evaluate` over as evaluate+finetune in some runs.
+    assert run_label(["evaluate", "finetune"]) == run_label(["finetune", "evaluate"]) == "finetune+evaluate"
+    assert run_label(["__default__"]) == "unlearn"
+    assert run_label(["compare", "ingest", "mine"]) == "ingest+compare+mine"

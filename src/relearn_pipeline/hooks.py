@@ -12,6 +12,8 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
+from relearn_pipeline.pipeline_registry import EXTRAS, STAGES
+
 logger = logging.getLogger(__name__)
 
 # The dataset a run trains (finetune writes it) or measures (evaluate reads it): a run that touches
@@ -33,7 +35,7 @@ class RunNamingHook:
         pipelines = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
         if isinstance(pipelines, str):
             pipelines = [pipelines]
-        name = "+".join("unlearn" if p == "__default__" else p for p in pipelines)
+        name = run_label(pipelines)
         method = run_method(pipeline, catalog)
         dataset = str(_param(catalog, "dataset_name", ""))
         mlflow.set_tag("mlflow.runName", "-".join(p for p in (name, method, dataset) if p))
@@ -73,6 +75,14 @@ def run_method(pipeline: Pipeline, catalog: DataCatalog) -> str:
             "measures %r and is tagged so.", trained, configured, trained,
         )
     return trained
+
+
+def run_label(pipelines: list[str]) -> str:
+    """`finetune+evaluate` for the pipelines of a run, in the order of the stages whatever order the
+    command line (or Kedro, which may hand them over as a set) gives them; `__default__` is `unlearn`."""
+    names = {"unlearn" if p == "__default__" else p for p in pipelines}
+    order = {name: i for i, name in enumerate(("unlearn", *STAGES, *EXTRAS))}
+    return "+".join(sorted(names, key=lambda p: (order.get(p, len(order)), p)))
 
 
 def _param(catalog: DataCatalog, dotted: str, default: Any) -> Any:
