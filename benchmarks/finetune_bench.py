@@ -157,13 +157,13 @@ def run_ours(bundle, augmented, retain, options, workdir) -> dict:
 def run_official_style(bundle, augmented, retain, options, workdir) -> dict:
     """The official code's approach: pad to 512, a second full model as reference, KL everywhere."""
     from relearn_pipeline.prompting import IGNORE_INDEX, encode_qa
-    from relearn_pipeline.unlearning.config import LoraSettings
+    from relearn_pipeline.params import Lora
     from relearn_pipeline.unlearning.training import attach_lora
 
     torch.manual_seed(0)
     tokenizer, device = bundle.tokenizer, bundle.device
     reference = copy.deepcopy(bundle.model).eval().requires_grad_(False)  # the second copy
-    model = attach_lora(bundle.model, LoraSettings())
+    model = attach_lora(bundle.model, Lora())
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
