@@ -36,10 +36,10 @@ demo: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/python -m relearn_pipeline.sweep
 
-# The paper's comparison on a KnowUnDo privacy subset (conf/knowundo; outputs in data/knowundo/):
+# The paper's comparison on a KnowUnDo privacy subset (conf/bench_privacy; outputs in data/bench_privacy/):
 # ReLearn end to end, the four baselines, then compare. ~1 h 40 min on 2 CPU cores; docs/benchmarks.md.
 bench-knowundo: $(STAMP)
-	$(BIN)/python -m relearn_pipeline.sweep --env knowundo
+	$(BIN)/python -m relearn_pipeline.sweep --env bench_privacy
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -63,8 +63,8 @@ def _path_params(params: dict) -> dict[str, str]:
 
 # environment -> its data root and dataset_name
 BENCHMARK_ENVS = {
-    "knowundo": ("data/knowundo/", "knowundo_privacy_subset"),
-    "knowundo_full": ("data/knowundo_full/", "knowundo_privacy"),
+    "bench_privacy": ("data/bench_privacy/", "knowundo_privacy_subset"),
+    "bench_privacy_full": ("data/bench_privacy_full/", "knowundo_privacy"),
 }
 
 
@@ -98,17 +98,17 @@ def test_base_still_resolves_to_the_demo_paths():
         "finetune.checkpoint_dir": "data/06_models/finetune_checkpoints",
         "augment.llm.cache_path": "data/02_intermediate/llm_cache.jsonl",
     }
-    # every output has the same place under data/ as knowundo's under data/knowundo/
-    knowundo_catalog, knowundo_params = _config("knowundo")
+    # every output has the same place under data/ as knowundo's under data/bench_privacy/
+    knowundo_catalog, knowundo_params = _config("bench_privacy")
     knowundo = _paths(knowundo_catalog) | _path_params(knowundo_params)
     for name, path in (paths | _path_params(params)).items():
         if name not in INPUTS:
-            assert path == knowundo[name].replace("data/knowundo/", "data/", 1), name
+            assert path == knowundo[name].replace("data/bench_privacy/", "data/", 1), name
 
 
 def test_an_environment_overrides_single_parameters_and_keeps_the_rest_of_the_block():
     _, base = _config("base")
-    _, knowundo = _config("knowundo")
+    _, knowundo = _config("bench_privacy")
     assert knowundo["dataset_name"] == "knowundo_privacy_subset" != base["dataset_name"]
     assert knowundo["finetune"]["epochs"] == 2
     assert {k: v for k, v in knowundo["finetune"].items() if k not in ("epochs", "checkpoint_dir")} == {
@@ -159,8 +159,8 @@ def test_benchmark_ingest_keeps_exactly_the_configured_people_in_every_split(env
 
 @pytest.mark.skipif(not KNOWUNDO.is_dir(), reason=f"KnowUnDo is not at {KNOWUNDO} (benchmarks data, not in the repo)")
 def test_the_full_profile_names_every_person_of_every_record():
-    forget_people = _config("knowundo_full")[1]["ingest"]["subset"]["forget_people"]
+    forget_people = _config("bench_privacy_full")[1]["ingest"]["subset"]["forget_people"]
     for file in RAW_FILES.values():
         records = json.loads((KNOWUNDO / file).read_text(encoding="utf-8"))
         unnamed = [r["text"] for r in records if not _about(r, forget_people)]
-        assert not unnamed, f"{file}: records about nobody in conf/knowundo_full: {unnamed[:3]}"
+        assert not unnamed, f"{file}: records about nobody in conf/bench_privacy_full: {unnamed[:3]}"

@@ -15,7 +15,7 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**"],
     },
-    # An environment (conf/local, conf/knowundo) overrides single parameters, e.g. only
+    # An environment (conf/local, conf/bench_privacy) overrides single parameters, e.g. only
     # `finetune.epochs`, and keeps the rest of the block from base; catalog entries are replaced whole.
     "merge_strategy": {"parameters": "soft"},
 }

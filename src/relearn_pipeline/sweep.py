@@ -6,7 +6,7 @@ runs only `finetune` + `evaluate` on the stored target and augmented data, and `
 table and plot. Each `kedro run` is its own MLflow run.
 
     python -m relearn_pipeline.sweep                       # default method list
-    python -m relearn_pipeline.sweep --env knowundo        # the KnowUnDo benchmark (docs/benchmarks.md)
+    python -m relearn_pipeline.sweep --env bench_privacy        # the KnowUnDo benchmark (docs/benchmarks.md)
     python -m relearn_pipeline.sweep --methods ga_gdr npo_klr --env local
 """
 
@@ -33,7 +33,7 @@ def kedro_run(args: list[str], env: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="methods, first runs `unlearn`")
-    parser.add_argument("--env", default=None, help="Kedro config environment (e.g. knowundo)")
+    parser.add_argument("--env", default=None, help="Kedro config environment (e.g. bench_privacy)")
     parser.add_argument("--params", default="", help="extra --params for every run, e.g. 'dataset_name=x'")
     options = parser.parse_args(argv)
     extra = [options.params] if options.params else []
