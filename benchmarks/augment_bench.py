@@ -3,6 +3,10 @@ verified yield per variant type from the last verify run.
 
     python benchmarks/augment_bench.py [--batch-size 16 48] [--prompts 96] [--max-new-tokens 32] [--json PATH]
 
+Three ways on the same prompts: one prompt at a time; continuous batching (the backend's default:
+each prompt prefilled once for its candidates, ended rows leave, waiting prompts join); and fixed
+batches through `model.generate` (`continuous_batching: false`), the way before it.
+
 Same prompts every way (the question-variant and vague-answer prompts of the demo forget records,
 in order), no cache. By default the requests are what `augment` really sends: the answer sampling
 settings and candidate count of conf/base/parameters_augment.yml, seeded, in batches of the
@@ -77,24 +81,31 @@ def main() -> None:
     args = parser.parse_args()
     bundle = load_model(args.model, device=args.device)
     requests = prompts(args.prompts or 2 * max(args.batch_size), args.max_new_tokens, args.greedy)
+    modes = [("one at a time", 1, True)]
+    for b in args.batch_size:
+        modes += [(f"batched ({b})", b, True), (f"fixed batches ({b})", b, False)]
     rows = []
-    for label, batch_size in (("one at a time", 1), *((f"batched ({b})", b) for b in args.batch_size)):
-        seconds, tokens = measure(TransformersBackend(bundle, batch_size=batch_size), requests)
+    for label, batch_size, continuous in modes:
+        seconds, tokens = measure(TransformersBackend(bundle, batch_size=batch_size, continuous=continuous), requests)
         rows.append((label, len(requests), seconds, len(requests) / seconds, tokens / seconds))
     decoding = "greedy, 1 candidate" if args.greedy else f"sampled, {requests[0].n} candidates per prompt"
     settings = f"{len(requests)} demo augment prompts, {decoding}, {args.max_new_tokens} new tokens max, {args.model} on {args.device}"
     print(f"\n{settings}")
-    print(f"{'mode':<16} {'prompts':>8} {'seconds':>9} {'prompts/s':>10} {'tokens/s':>9}")
+    print(f"{'mode':<20} {'prompts':>8} {'seconds':>9} {'prompts/s':>10} {'tokens/s':>9}")
     for label, count, seconds, pps, tps in rows:
-        print(f"{label:<16} {count:>8} {seconds:>9.1f} {pps:>10.2f} {tps:>9.1f}")
+        print(f"{label:<20} {count:>8} {seconds:>9.1f} {pps:>10.2f} {tps:>9.1f}")
     (_, _, _, one_pps, one_tps), headline = rows[0], []
-    for batch_size, (label, _, _, pps, tps) in zip(args.batch_size, rows[1:], strict=True):
-        print(f"speed-up at batch {batch_size} (prompts/s): {pps / one_pps:.1f}x  (goal >= 4x)")
+    for index, batch_size in enumerate(args.batch_size):
+        (label, _, _, pps, tps), (fixed, _, _, fixed_pps, _) = rows[1 + 2 * index], rows[2 + 2 * index]
+        print(f"batch {batch_size}: {pps / one_pps:.1f}x one at a time (goal >= 4x), "
+              f"{pps / fixed_pps:.1f}x fixed batches (prompts/s)")
         headline += [
             row(f"augmentation prompts/s: batched ({batch_size} prompts) vs one prompt at a time",
                 (label, pps), ("one at a time", one_pps), "prompts/s"),
             row(f"augmentation tokens/s: batched ({batch_size} prompts) vs one prompt at a time",
                 (label, tps), ("one at a time", one_tps), "tokens/s"),
+            row(f"augmentation prompts/s: continuous batching vs fixed batches through model.generate ({batch_size} prompts)",
+                (label, pps), (fixed, fixed_pps), "prompts/s"),
         ]
     write_headline(args.json, "augment", settings, headline)
     report_path = ROOT / "data/08_reporting/verification_report.json"

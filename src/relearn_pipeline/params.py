@@ -192,6 +192,7 @@ class TransformersLLM(_Block):
     dtype: DType = "float32"
     device: Device = "auto"
     cache_dir: str | None = None
+    continuous_batching: bool = True
 
 
 class OpenAILLM(_Block):
