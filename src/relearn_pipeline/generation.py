@@ -1,13 +1,17 @@
-"""Batched, left-padded text generation shared by augmentation and evaluation."""
+"""Batched text generation shared by the target's recall, augmentation and evaluation."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from relearn_pipeline.continuous_generation import Sampling, UnsupportedModel, sample_continuous
 from relearn_pipeline.models.loading import ModelBundle
+
+logger = logging.getLogger(__name__)
 
 
 def generate_texts(
@@ -24,12 +28,27 @@ def generate_texts(
     seed: int = 0,
     desc: str = "generating",
     progress: bool = True,
+    continuous: bool = True,
 ) -> list[list[str]]:
     """Continue each already-formatted prompt; returns ``num_return_sequences`` texts per prompt.
 
-    Prompts are sorted by length so each batch pads little, then results are put back in order.
-    Only newly generated tokens are decoded: the prompt is never part of the returned text.
+    ``continuous=True`` (default) runs ``continuous_generation.sample_continuous`` with
+    ``batch_size`` prompts in flight (greedy answers equal ``model.generate``'s one prompt at a
+    time). ``continuous=False``, or a model that cannot be batched that way: ``model.generate`` on
+    fixed batches of prompts sorted by length, seeded per batch. Only newly generated tokens are
+    decoded: the prompt is never part of the returned text.
     """
+    if continuous:
+        sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature if do_sample else 0.0, top_p=top_p, top_k=top_k, seed=seed)
+        bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="prompt")
+        try:
+            return sample_continuous(
+                bundle, prompts, sampling, n=num_return_sequences, batch_size=batch_size, on_progress=bar.update
+            )
+        except UnsupportedModel as error:
+            logger.warning("%s; generating in fixed batches instead", error)
+        finally:
+            bar.close()
     tokenizer, model = bundle.tokenizer, bundle.model
     tokenizer.padding_side = "left"
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))

@@ -113,6 +113,7 @@ class TransformersBackend:
                 num_return_sequences=n,
                 seed=sampling.seed + start,
                 progress=False,
+                continuous=False,
             )
             for position, candidates in zip(chunk, texts, strict=True):
                 deliver(indices[position], candidates)
