@@ -34,6 +34,9 @@ from relearn_pipeline.models import load_model  # noqa: E402
 
 AUGMENT = yaml.safe_load((ROOT / "conf/base/parameters_augment.yml").read_text())["augment"]
 PROMPTS_PER_RECORD = 5  # four question variants and one vague answer
+# Where the demo's and the KnowUnDo benchmark's verify runs write their reports.
+REPORTS = (ROOT / "data/08_reporting/verification_report.json",
+           ROOT / "data/bench_privacy/08_reporting/verification_report.json")
 
 
 def prompts(count: int, max_new_tokens: int, greedy: bool) -> list[GenerationRequest]:
@@ -78,6 +81,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--greedy", action="store_true", help="one greedy candidate per prompt")
     parser.add_argument("--json", help="also write the headline figures here, for run_all.py")
+    parser.add_argument("--report", nargs="+", default=[str(r.relative_to(ROOT)) for r in REPORTS],
+                        help="verification_report.json of a verify run, for the yield per variant (first found)")
     args = parser.parse_args()
     bundle = load_model(args.model, device=args.device)
     requests = prompts(args.prompts or 2 * max(args.batch_size), args.max_new_tokens, args.greedy)
@@ -108,16 +113,16 @@ def main() -> None:
                 (label, pps), (fixed, fixed_pps), "prompts/s"),
         ]
     write_headline(args.json, "augment", settings, headline)
-    report_path = ROOT / "data/08_reporting/verification_report.json"
-    if report_path.exists():
+    report_path = next((ROOT / p for p in args.report if (ROOT / p).exists()), None)
+    if report_path:
         report = json.loads(report_path.read_text())
-        print(f"\nverified yield per variant type (from {report_path.relative_to(ROOT)})")
+        print(f"\nverified yield per variant type (from {report_path})")
         print(f"{'variant':<10} {'items':>6} {'verified':>9} {'fallback':>9} {'yield':>7}")
         for variant, d in report["per_variant"].items():
             print(f"{variant:<10} {d['items']:>6} {d['verified']:>9} {d['fallback']:>9} {d['verified_yield'] or 0:>7.2f}")
         print(f"LLM calls per verified pair: {report['llm_calls']['per_verified_pair']}")
     else:
-        print("\nno verification report yet: run `kedro run --pipeline augment` then `--pipeline verify`")
+        print(f"\nno verification report in {', '.join(args.report)}: run `kedro run --pipelines augment,verify` first")
 
 
 if __name__ == "__main__":

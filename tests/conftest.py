@@ -32,6 +32,16 @@ def project_root() -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models run many small ops: one thread is faster and immune to a busy, shared CPU.
+    Directories of tiny-model training tests use it for every test (their conftest.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def tiny_bundle():
     """A fresh tiny random causal LM with a byte-level tokenizer (seed 0)."""
     from relearn_pipeline.models import build_tiny_model

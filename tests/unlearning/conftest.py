@@ -22,11 +22,6 @@ def qa_sets():
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run many small ops: one thread is faster and immune to a busy, shared CPU."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread_each(one_thread):
+    """Every test here trains a tiny model: one torch thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(threads)
