@@ -215,13 +215,9 @@ def test_mlflow_ui_shows_both_runs_and_their_kfr(browser, tmp_path):
     assert all(s.stat().st_size > 10_000 for s in shots)
 
 
-def test_kedro_viz_static_build_shows_the_pipeline_nodes(browser, tmp_path):
+def test_kedro_viz_static_build_shows_the_pipeline_nodes(browser, bare_project, tmp_path):
     # A copy of the project (conf + pyproject; the package is installed), so build/ lands in tmp.
-    project = tmp_path / "project"
-    shutil.copytree(PROJECT / "conf" / "base", project / "conf" / "base")
-    (project / "conf" / "local").mkdir()
-    shutil.copy(PROJECT / "pyproject.toml", project / "pyproject.toml")
-    (project / "src").mkdir()
+    project = bare_project
     build = subprocess.run([str(BIN / "kedro"), "viz", "build"], cwd=project, env=_env(),
                            capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
