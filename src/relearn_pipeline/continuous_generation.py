@@ -3,7 +3,8 @@
 `model.generate` on a padded batch with ``num_return_sequences=n`` prefills every prompt n times,
 keeps every row stepping until the longest one stops, and pads short prompts to the longest. Here:
 
-- each prompt is prefilled once, then its KV cache is copied for its n candidates;
+- each prompt is prefilled once, then its KV cache is copied for its n candidates, and prompts
+  that start alike (one template's system prompt and instructions) run their common prefix once;
 - a row leaves the batch the step it ends (EOS or ``max_new_tokens``);
 - waiting prompts are prefilled and join the running batch once a quarter of its rows are free
   (their cache is left-padded to the batch's length; columns no row uses any more are cut);
@@ -66,6 +67,9 @@ def candidate_seed(seed: int, prompt: str, candidate: int) -> int:
 # Top-p is computed over the most likely tokens first: a nucleus of 0.9 rarely holds more than a
 # few dozen of a 49k vocabulary, and sorting all of it for every row was a quarter of a decode step.
 NUCLEUS_WINDOW = 64
+# Prompts of one template share its system prompt and instructions: when a refill's prompts share
+# at least this many leading tokens, those are run once and their cache copied to every row.
+MIN_SHARED_PREFIX = 16
 
 
 def choose_tokens(logits: torch.Tensor, sampling: Sampling, generators: Sequence[torch.Generator | None]) -> list[int]:
@@ -159,20 +163,79 @@ def _cache_kwarg(model: torch.nn.Module) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _prefill(bundle: ModelBundle, texts: list[str]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
-    tokenizer, model = bundle.tokenizer, bundle.model
-    tokenizer.padding_side = "left"
-    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(bundle.device)
-    mask = batch["attention_mask"]
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    out = model(
-        input_ids=batch["input_ids"], attention_mask=mask, position_ids=positions,
-        use_cache=True, logits_to_keep=1, **{_cache_kwarg(model): DynamicCache(config=model.config)},
-    )
-    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+def _returned_cache(out) -> DynamicCache | None:
+    return out.cache if getattr(out, "cache", None) is not None else getattr(out, "past_key_values", None)
+
+
+def _filled(cache: DynamicCache | None, model: torch.nn.Module) -> DynamicCache:
     if not isinstance(cache, DynamicCache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
         raise UnsupportedModel(f"{type(model).__name__}: its cache is not a plain key/value cache")
-    return cache, mask, out.logits[:, -1, :]
+    return cache
+
+
+def _prefill(
+    bundle: ModelBundle, ids: list[list[int]], shared: int = 0
+) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+    """KV cache, attention mask and last logits of prompts given as token ids.
+
+    The first ``shared`` tokens, common to every prompt, are run once and their cache copied to each
+    row; the rest of each prompt is left-padded behind them (``[shared | pad | own tokens]``).
+    """
+    model, device = bundle.model, bundle.device
+    kwarg = _cache_kwarg(model)
+    cache = DynamicCache(config=model.config)
+    if shared:
+        prefix = torch.tensor([ids[0][:shared]], device=device)
+        out = model(
+            input_ids=prefix, attention_mask=torch.ones_like(prefix), position_ids=torch.arange(shared, device=device)[None],
+            use_cache=True, logits_to_keep=1, **{kwarg: cache},
+        )
+        cache = _filled(_returned_cache(out), model)
+        cache.batch_repeat_interleave(len(ids))
+    own = [sequence[shared:] for sequence in ids]
+    width = max(len(tokens) for tokens in own)
+    pad = bundle.tokenizer.pad_token_id if bundle.tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([[pad] * (width - len(t)) + t for t in own], device=device)
+    mask = torch.tensor([[1] * shared + [0] * (width - len(t)) + [1] * len(t) for t in own], device=device)
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, shared:]
+    out = model(
+        input_ids=input_ids, attention_mask=mask, position_ids=positions,
+        use_cache=True, logits_to_keep=1, **{kwarg: cache},
+    )
+    return _filled(_returned_cache(out), model), mask, out.logits[:, -1, :]
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def shared_runs(ids: Sequence[Sequence[int]], minimum: int) -> list[tuple[int, int, int]]:
+    """Split prompts (sorted by token ids) into runs ``(start, stop, shared)`` that prefill the most
+    tokens once: a run's first ``shared`` tokens are common to it (``shared >= minimum``, else 0)
+    and each prompt keeps at least one own token. A run is split where neighbours share least,
+    whenever its parts together save more than the run as a whole."""
+
+    def common(start: int, stop: int) -> int:
+        if stop - start < 2:
+            return 0
+        length = min(_common_prefix(ids[start], ids[stop - 1]), *(len(ids[i]) - 1 for i in range(start, stop)))
+        return length if length >= minimum else 0
+
+    def best(start: int, stop: int) -> tuple[int, list[tuple[int, int, int]]]:
+        shared = common(start, stop)
+        whole = ((stop - start - 1) * shared, [(start, stop, shared)])
+        if stop - start < 2:
+            return whole
+        cut = min(range(start + 1, stop), key=lambda i: _common_prefix(ids[i - 1], ids[i]))
+        (left, left_runs), (right, right_runs) = best(start, cut), best(cut, stop)
+        return whole if whole[0] >= left + right else (left + right, left_runs + right_runs)
+
+    return best(0, len(ids))[1] if ids else []
 
 
 def _eos_ids(bundle: ModelBundle) -> set[int]:
@@ -203,7 +266,9 @@ def sample_continuous(
         raise ValueError(f"greedy decoding (temperature 0) gives one candidate; set temperature > 0 to sample n={n}")
     tokenizer, model = bundle.tokenizer, bundle.model
     eos, capacity = _eos_ids(bundle), batch_size * n
-    waiting = deque(sorted(range(len(prompts)), key=lambda i: len(prompts[i])))
+    ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    # Sorted by token ids: prompts of one template are neighbours, so a refill shares their prefix.
+    waiting = deque(sorted(range(len(prompts)), key=lambda i: ids[i]))
     results: list[list[str]] = [[] for _ in prompts]
     finished: dict[int, list[_Row]] = {}
     batch = _Batch()
@@ -231,28 +296,32 @@ def sample_continuous(
         if done_prompts and on_progress:
             on_progress(len(done_prompts))
 
+    def join(chosen: list[int], shared: int) -> None:
+        cache, mask, logits = _prefill(bundle, [ids[i] for i in chosen], shared)
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+            mask, logits = mask.repeat_interleave(n, dim=0), logits.repeat_interleave(n, dim=0)
+        rows = []
+        for index in chosen:
+            for candidate in range(n):
+                generator = None
+                if sampling.temperature > 0:
+                    generator = torch.Generator(device=logits.device)
+                    generator.manual_seed(candidate_seed(sampling.seed, prompts[index], candidate))
+                rows.append(_Row(index, candidate, generator))
+        pending = choose_tokens(logits, sampling, [r.generator for r in rows])
+        for row, token in zip(rows, pending, strict=True):
+            row.pending = token
+        batch.join(rows, cache, mask)
+        record(rows, pending)
+
     with torch.inference_mode():
         while waiting or batch.rows:
             free = capacity - len(batch.rows)
             if waiting and free >= n and (not batch.rows or free >= capacity // 4):
                 chosen = [waiting.popleft() for _ in range(min(len(waiting), free // n))]
-                cache, mask, logits = _prefill(bundle, [prompts[i] for i in chosen])
-                if n > 1:
-                    cache.batch_repeat_interleave(n)
-                    mask, logits = mask.repeat_interleave(n, dim=0), logits.repeat_interleave(n, dim=0)
-                rows = []
-                for index in chosen:
-                    for candidate in range(n):
-                        generator = None
-                        if sampling.temperature > 0:
-                            generator = torch.Generator(device=logits.device)
-                            generator.manual_seed(candidate_seed(sampling.seed, prompts[index], candidate))
-                        rows.append(_Row(index, candidate, generator))
-                pending = choose_tokens(logits, sampling, [r.generator for r in rows])
-                for row, token in zip(rows, pending, strict=True):
-                    row.pending = token
-                batch.join(rows, cache, mask)
-                record(rows, pending)
+                for start, stop, shared in shared_runs([ids[i] for i in chosen], MIN_SHARED_PREFIX):
+                    join(chosen[start:stop], shared)
             batch.drop_done()
             if not batch.rows:
                 continue

@@ -31,10 +31,15 @@ def ragged_eos(tiny_bundle):
     config.eos_token_id = saved
 
 
-def _rows_per_step(model):
-    sizes = []
-    handle = model.register_forward_hook(lambda _m, args, kwargs, _out: sizes.append(kwargs["input_ids"].shape), with_kwargs=True)
-    return sizes, handle
+def _forwards(model):
+    """(rows, new positions, real prompt tokens among them) of every forward call."""
+    calls = []
+
+    def hook(_module, _args, kwargs, _out):
+        rows, width = kwargs["input_ids"].shape
+        calls.append((rows, width, int(kwargs["attention_mask"][:, -width:].sum())))
+
+    return calls, model.register_forward_hook(hook, with_kwargs=True)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 10])
@@ -58,22 +63,30 @@ def test_candidates_do_not_depend_on_batch_or_neighbours(tiny_bundle, prompts, r
 
 def test_ended_rows_leave_and_waiting_prompts_join(tiny_bundle, prompts, ragged_eos):
     sampling = Sampling(max_new_tokens=12, temperature=1.0, seed=1)
-    sizes, handle = _rows_per_step(tiny_bundle.model)
+    calls, handle = _forwards(tiny_bundle.model)
     done = []
     try:
         out = sample_continuous(tiny_bundle, prompts, sampling, n=2, batch_size=3, on_done=lambda i, t: done.append(i))
     finally:
         handle.remove()
-    prefills = [s for s in sizes if s[1] > 1]
-    steps = [s[0] for s in sizes if s[1] == 1]
+    prefill_tokens = sum(real for _, width, real in calls if width > 1)
+    steps = [rows for rows, width, _ in calls if width == 1]
     assert sorted(done) == list(range(len(prompts)))  # each prompt delivered once
-    assert [out[i] for i in done] == [out[i] for i in done if out[i]]  # delivered after its candidates existed
     assert max(steps) <= 3 * 2  # never more rows than batch_size x n
     assert len(set(steps)) > 2  # the batch shrank as rows ended and grew as prompts joined
-    assert len(prefills) >= 3  # prompts joined in several prefills, each prefilled once for both candidates
-    assert sum(p[0] for p in prefills) == len(prompts)
+    prompt_tokens = [len(tiny_bundle.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    # Each prompt's tokens run once for both its candidates, and common prefixes once per refill.
+    assert prefill_tokens < sum(prompt_tokens)
     lengths = [len(tiny_bundle.tokenizer(t, add_special_tokens=False)["input_ids"]) for c in out for t in c]
     assert max(lengths) <= 12 and min(lengths) < 12
+
+
+def test_shared_runs_split_prompts_by_common_prefix():
+    ids = [[1, 2, 3, 4, 5], [1, 2, 3, 4, 6, 7], [1, 2, 3, 9], [1, 2, 8], [5, 5, 5, 5]]
+    assert continuous_generation.shared_runs(ids, minimum=3) == [(0, 3, 3), (3, 4, 0), (4, 5, 0)]
+    assert continuous_generation.shared_runs(ids, minimum=4) == [(0, 2, 4), (2, 3, 0), (3, 4, 0), (4, 5, 0)]
+    # A prompt that is all prefix keeps its last token to run itself (its logits start the answer).
+    assert continuous_generation.shared_runs([[1, 2, 3], [1, 2, 3, 4]], minimum=2) == [(0, 2, 2)]
 
 
 def test_top_k_one_and_tiny_top_p_are_greedy(tiny_bundle, prompts):
@@ -97,7 +110,7 @@ def test_refuses_greedy_with_several_candidates(tiny_bundle, prompts):
 
 
 def test_backend_falls_back_to_fixed_batches_for_unsupported_models(tiny_bundle, monkeypatch, caplog):
-    def unsupported(bundle, texts):
+    def unsupported(*_args):
         raise UnsupportedModel("TinyModel: its cache is not a plain key/value cache")
 
     monkeypatch.setattr(continuous_generation, "_prefill", unsupported)
