@@ -12,7 +12,8 @@ keeps every row stepping until the longest one stops, and pads short prompts to 
   prompt's candidates do not depend on which batch it ran in or what ran before it.
 
 Models whose cache is not a plain per-layer key/value cache (sliding windows, state-space layers)
-raise ``UnsupportedModel`` on the first prefill; callers then fall back to ``generate_texts``.
+raise ``UnsupportedModel`` on the first prefill, before any result is delivered; ``generate_texts``
+and the transformers backend then run fixed ``model.generate`` batches instead.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ PromptDone = Callable[[int, list[str]], None]
 
 
 class UnsupportedModel(RuntimeError):
-    """The model's cache cannot be cut and joined row by row; use ``generate_texts`` instead."""
+    """The model's cache cannot be cut and joined row by row; use fixed ``model.generate`` batches."""
 
 
 @dataclass(frozen=True)
