@@ -84,6 +84,7 @@ BAD = [
     ("evaluate.reference_model", "embedded:gpt-9", "parameters_evaluate.yml", "unknown embedded model 'gpt-9'"),
     ("compare.method_order", ["relearn", "dpo"], "parameters_compare.yml", "unknown method 'dpo'"),
     ("compare.plot.x", "KFRR", "parameters_compare.yml", "not among columns"),
+    ("compare.harmonic_mean.of", ["KFR", "KRR", "LS"], "parameters_compare.yml", "harmonic_mean.of[2] ('LS') not among columns"),
     ("base_model", "embedded:nope", "parameters.yml", "unknown embedded model 'nope'"),
     ("base_model", "tiny:abc", "parameters.yml", "tiny:<integer seed>"),
     ("model_loading.dtype", "int8", "parameters.yml", "'float32'"),
@@ -91,7 +92,7 @@ BAD = [
     ("seed", "forty-two", "parameters.yml", "valid integer"),
 ]
 # checks across fields name the block that holds them
-CROSS_FIELD = {"evaluate.judge.name": "evaluate.judge", "compare.plot.x": "compare"}
+CROSS_FIELD = {"evaluate.judge.name": "evaluate.judge", "compare.plot.x": "compare", "compare.harmonic_mean.of": "compare"}
 
 
 @pytest.mark.parametrize(("dotted", "value", "file", "words"), BAD, ids=[f"{d}={v!r}" for d, v, *_ in BAD])

@@ -188,7 +188,7 @@ class TargetParams(_Block):
 
 class TransformersLLM(_Block):
     model: ModelSpec = "embedded:smollm2-135m-instruct"
-    batch_size: PositiveInt = 16
+    batch_size: PositiveInt = 32
     dtype: DType = "float32"
     device: Device = "auto"
     cache_dir: str | None = None
@@ -431,17 +431,25 @@ class ComparePlot(_Block):
     size: str | None = None
 
 
+class CompareHarmonicMean(_Block):
+    name: NonEmpty
+    of: list[NonEmpty] = Field(min_length=2)
+
+
 class CompareParams(_Block):
     method_param: NonEmpty = "finetune.method"
     require: str | None = None
     columns: dict[NonEmpty, NonEmpty] = Field(min_length=1)
     target_columns: dict[NonEmpty, NonEmpty] = {}
+    harmonic_mean: CompareHarmonicMean | None = None
     method_order: list[MethodName] = []
     plot: ComparePlot
 
     @model_validator(mode="after")
     def _named_columns_exist(self) -> CompareParams:
         named = {"require": self.require, "plot.x": self.plot.x, "plot.y": self.plot.y, "plot.size": self.plot.size}
+        if self.harmonic_mean:
+            named |= {f"harmonic_mean.of[{i}]": c for i, c in enumerate(self.harmonic_mean.of)}
         missing = [f"{k} ({v!r})" for k, v in named.items() if v and v not in self.columns]
         if missing:
             raise ValueError(f"{', '.join(missing)} not among columns: {', '.join(self.columns)}")

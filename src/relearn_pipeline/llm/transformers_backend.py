@@ -30,7 +30,7 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, bundle: ModelBundle, batch_size: int = 16, continuous: bool = True):
+    def __init__(self, bundle: ModelBundle, batch_size: int = 32, continuous: bool = True):
         if batch_size < 1:
             raise ValueError(f"transformers backend: batch_size must be >= 1, got {batch_size}")
         self.bundle = bundle
@@ -43,7 +43,7 @@ class TransformersBackend:
     def from_spec(
         cls,
         model: str = "embedded:smollm2-135m-instruct",
-        batch_size: int = 16,
+        batch_size: int = 32,
         dtype: str = "float32",
         device: str = "auto",
         cache_dir: str | None = None,

@@ -1,3 +1,5 @@
+import math
+
 import matplotlib.pyplot as plt
 import mlflow
 import pytest
@@ -8,6 +10,7 @@ from relearn_pipeline.datasets import MlflowRunsDataset
 from relearn_pipeline.pipelines.compare.nodes import (
     build_comparison_table,
     comparison_markdown,
+    harmonic_mean,
     plot_comparison,
     select_method_runs,
 )
@@ -57,11 +60,22 @@ def test_newest_evaluated_run_per_method_with_target_row_first(store, compare_pa
     assert list(table["method"]) == ["target (before)", "relearn_klr_gdr", "ga_gdr"]
     assert table.loc[0, "KFR"] == pytest.approx(0.1)
     assert table.loc[2, "KFR"] == pytest.approx(0.6)  # the newer ga_gdr run wins
+    # HM(KFR, KRR, LS_retain): relearn 3 / (1/0.85 + 1/0.8 + 1/0.3); the target row has its own.
+    hm = table.set_index("method")["HM(KFR,KRR,LS_retain)"]
+    assert hm["relearn_klr_gdr"] == pytest.approx(3 / (1 / 0.85 + 1 / 0.8 + 1 / 0.3))
+    assert hm["ga_gdr"] == pytest.approx(3 / (1 / 0.6 + 1 / 0.25 + 1 / 0.1))
+    assert hm["target (before)"] == pytest.approx(3 / (1 / 0.1 + 1 / 0.9 + 1 / 0.3))
     markdown = comparison_markdown(table)
-    assert "| relearn_klr_gdr | 0.850 | 0.800 |" in markdown
+    assert "| relearn_klr_gdr | 0.850 | 0.800 |" in markdown and "HM(KFR,KRR,LS_retain) |" in markdown.splitlines()[0]
     figure = plot_comparison(table, compare_params)
     assert [t.get_text() for t in figure.axes[0].texts] == list(table["method"])
     plt.close(figure)
+
+
+def test_harmonic_mean_is_zero_with_a_zero_and_missing_with_a_gap():
+    assert harmonic_mean([0.5, 0.5, 0.5]) == pytest.approx(0.5)
+    assert harmonic_mean([0.0, 0.9, 0.3]) == 0.0  # forgets nothing: no credit for keeping everything
+    assert math.isnan(harmonic_mean([0.5, None, 0.3])) and math.isnan(harmonic_mean([0.5, float("nan"), 0.3]))
 
 
 def test_a_run_without_the_method_parameter_is_placed_by_its_method_tag(store, compare_params):

@@ -55,11 +55,25 @@ def build_comparison_table(runs: pd.DataFrame, params: dict) -> pd.DataFrame:
             row[column] = run.get(f"metrics.{key}")
         rows.append(row)
     table = pd.DataFrame(rows)
+    summary = params.get("harmonic_mean")
+    if summary:
+        table[summary["name"]] = [harmonic_mean([row.get(c) for c in summary["of"]]) for row in rows]
     order = {name: i for i, name in enumerate(params.get("method_order", []))}
     table["_order"] = [-1 if i == 0 else order.get(m, len(order)) for i, m in enumerate(table["method"])]
     table = table.sort_values(["_order", "method"], kind="stable").drop(columns="_order")
     logger.info("Method comparison:\n%s", table.drop(columns="run_id").to_string(index=False))
     return table.reset_index(drop=True)
+
+
+def harmonic_mean(values: list) -> float:
+    """n / sum(1/v): 0 when any value is 0 (a method that forgets nothing or keeps nothing scores 0),
+    NaN when any is missing or negative."""
+    numbers = [float(v) for v in values if v is not None and not pd.isna(v)]
+    if len(numbers) < len(values) or any(v < 0 for v in numbers):
+        return float("nan")
+    if any(v == 0 for v in numbers):
+        return 0.0
+    return len(numbers) / sum(1 / v for v in numbers)
 
 
 def comparison_markdown(table: pd.DataFrame) -> str:
