@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
+from relearn_pipeline.llm.requests import SamplingParams
 from relearn_pipeline.models.loading import ModelBundle
 
 # Called once per prompt as soon as all of its candidates have ended: (prompt index, texts).
@@ -36,17 +37,6 @@ PromptDone = Callable[[int, list[str]], None]
 
 class UnsupportedModel(RuntimeError):
     """The model's cache cannot be cut and joined row by row; use fixed ``model.generate`` batches."""
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """``temperature <= 0`` is greedy decoding (one candidate per prompt)."""
-
-    max_new_tokens: int = 128
-    temperature: float = 0.7
-    top_p: float = 1.0
-    top_k: int = 0
-    seed: int = 0
 
 
 @dataclass
@@ -73,7 +63,7 @@ NUCLEUS_WINDOW = 64
 MIN_SHARED_PREFIX = 16
 
 
-def choose_tokens(logits: torch.Tensor, sampling: Sampling, generators: Sequence[torch.Generator | None]) -> list[int]:
+def choose_tokens(logits: torch.Tensor, sampling: SamplingParams, generators: Sequence[torch.Generator | None]) -> list[int]:
     """Next token per row: argmax when greedy, else temperature, then top-k, then top-p, then one draw per row.
 
     Rows whose top-k / top-p set fits in the ``NUCLEUS_WINDOW`` most likely tokens draw from that
@@ -249,7 +239,7 @@ def _eos_ids(bundle: ModelBundle) -> set[int]:
 def sample_continuous(
     bundle: ModelBundle,
     prompts: Sequence[str],
-    sampling: Sampling,
+    sampling: SamplingParams,
     *,
     n: int = 1,
     batch_size: int = 16,

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from relearn_pipeline.continuous_generation import Sampling, UnsupportedModel, sample_continuous
+from relearn_pipeline.continuous_generation import UnsupportedModel, sample_continuous
+from relearn_pipeline.llm.requests import SamplingParams
 from relearn_pipeline.models.loading import ModelBundle
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def generate_texts(
     decoded: the prompt is never part of the returned text.
     """
     if continuous:
-        sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature if do_sample else 0.0, top_p=top_p, top_k=top_k, seed=seed)
+        sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature if do_sample else 0.0, top_p=top_p, top_k=top_k, seed=seed)
         bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="prompt")
         try:
             return sample_continuous(

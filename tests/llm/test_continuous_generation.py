@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from relearn_pipeline import continuous_generation
-from relearn_pipeline.continuous_generation import Sampling, UnsupportedModel, choose_tokens, sample_continuous
+from relearn_pipeline.continuous_generation import UnsupportedModel, choose_tokens, sample_continuous
 from relearn_pipeline.generation import generate_texts
 from relearn_pipeline.llm import GenerationRequest, SamplingParams
 from relearn_pipeline.llm.transformers_backend import TransformersBackend
@@ -45,24 +47,24 @@ def _forwards(model):
 @pytest.mark.parametrize("batch_size", [1, 3, 10])
 def test_greedy_matches_model_generate_one_prompt_at_a_time(tiny_bundle, prompts, batch_size):
     expected = generate_texts(tiny_bundle, prompts, max_new_tokens=20, batch_size=1, progress=False)
-    got = sample_continuous(tiny_bundle, prompts, Sampling(max_new_tokens=20, temperature=0), batch_size=batch_size)
+    got = sample_continuous(tiny_bundle, prompts, SamplingParams(max_new_tokens=20, temperature=0), batch_size=batch_size)
     assert got == expected
 
 
 def test_candidates_do_not_depend_on_batch_or_neighbours(tiny_bundle, prompts, ragged_eos):
-    sampling = Sampling(max_new_tokens=16, temperature=1.0, top_p=0.9, top_k=50, seed=7)
+    sampling = SamplingParams(max_new_tokens=16, temperature=1.0, top_p=0.9, top_k=50, seed=7)
     alone = sample_continuous(tiny_bundle, prompts, sampling, n=3, batch_size=1)
     together = sample_continuous(tiny_bundle, prompts, sampling, n=3, batch_size=4)
     reversed_order = sample_continuous(tiny_bundle, prompts[::-1], sampling, n=3, batch_size=4)[::-1]
     assert alone == together == reversed_order
     assert all(len(candidates) == 3 for candidates in alone)
     assert any(len(set(candidates)) > 1 for candidates in alone)  # the candidates are draws, not copies
-    other_seed = sample_continuous(tiny_bundle, prompts, Sampling(**{**sampling.__dict__, "seed": 8}), n=3, batch_size=4)
+    other_seed = sample_continuous(tiny_bundle, prompts, dataclasses.replace(sampling, seed=8), n=3, batch_size=4)
     assert other_seed != alone
 
 
 def test_ended_rows_leave_and_waiting_prompts_join(tiny_bundle, prompts, ragged_eos):
-    sampling = Sampling(max_new_tokens=12, temperature=1.0, seed=1)
+    sampling = SamplingParams(max_new_tokens=12, temperature=1.0, seed=1)
     calls, handle = _forwards(tiny_bundle.model)
     done = []
     try:
@@ -90,23 +92,23 @@ def test_shared_runs_split_prompts_by_common_prefix():
 
 
 def test_top_k_one_and_tiny_top_p_are_greedy(tiny_bundle, prompts):
-    greedy = sample_continuous(tiny_bundle, prompts[:4], Sampling(max_new_tokens=8, temperature=0), batch_size=2)
-    for narrow in (Sampling(max_new_tokens=8, temperature=1.5, top_k=1), Sampling(max_new_tokens=8, temperature=1.5, top_p=1e-9)):
+    greedy = sample_continuous(tiny_bundle, prompts[:4], SamplingParams(max_new_tokens=8, temperature=0), batch_size=2)
+    for narrow in (SamplingParams(max_new_tokens=8, temperature=1.5, top_k=1), SamplingParams(max_new_tokens=8, temperature=1.5, top_p=1e-9)):
         assert sample_continuous(tiny_bundle, prompts[:4], narrow, n=2, batch_size=2) == [[g[0]] * 2 for g in greedy]
 
 
 def test_choose_tokens_keeps_only_the_nucleus():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     generators = [torch.Generator().manual_seed(s) for s in range(1)]
-    drawn = {choose_tokens(logits, Sampling(temperature=1.0, top_p=0.75), generators)[0] for _ in range(200)}
+    drawn = {choose_tokens(logits, SamplingParams(temperature=1.0, top_p=0.75), generators)[0] for _ in range(200)}
     assert drawn == {0, 1}  # 0.5 + 0.3 reaches 0.75; 0.15 and 0.05 never drawn
-    drawn = {choose_tokens(logits, Sampling(temperature=1.0, top_k=3), generators)[0] for _ in range(300)}
+    drawn = {choose_tokens(logits, SamplingParams(temperature=1.0, top_k=3), generators)[0] for _ in range(300)}
     assert drawn == {0, 1, 2}
 
 
 def test_refuses_greedy_with_several_candidates(tiny_bundle, prompts):
     with pytest.raises(ValueError, match="temperature > 0"):
-        sample_continuous(tiny_bundle, prompts, Sampling(temperature=0), n=2)
+        sample_continuous(tiny_bundle, prompts, SamplingParams(temperature=0), n=2)
 
 
 def test_backend_falls_back_to_fixed_batches_for_unsupported_models(tiny_bundle, monkeypatch, caplog):
@@ -127,5 +129,5 @@ def test_backend_falls_back_to_fixed_batches_for_unsupported_models(tiny_bundle,
 def test_a_nucleus_wider_than_the_window_draws_from_the_whole_vocabulary():
     flat = torch.zeros(1, 1000)  # uniform: a 0.9 nucleus holds 900 tokens, far more than the window
     generator = torch.Generator().manual_seed(0)
-    drawn = {choose_tokens(flat, Sampling(temperature=1.0, top_p=0.9), [generator])[0] for _ in range(400)}
+    drawn = {choose_tokens(flat, SamplingParams(temperature=1.0, top_p=0.9), [generator])[0] for _ in range(400)}
     assert len(drawn) > continuous_generation.NUCLEUS_WINDOW

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
-from relearn_pipeline.continuous_generation import Sampling, UnsupportedModel, sample_continuous
+from relearn_pipeline.continuous_generation import UnsupportedModel, sample_continuous
 from relearn_pipeline.generation import generate_texts
 from relearn_pipeline.models import ModelBundle, load_model
 from relearn_pipeline.prompting import chat_prompt
-from relearn_pipeline.llm.requests import GenerationRequest, ResultCallback, SamplingParams
+from relearn_pipeline.llm.requests import GenerationRequest, ResultCallback
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class TransformersBackend:
             if self.continuous:
                 try:
                     sample_continuous(
-                        self.bundle, prompts, _continuous_sampling(sampling), n=n, batch_size=self.batch_size,
+                        self.bundle, prompts, sampling, n=n, batch_size=self.batch_size,
                         on_done=lambda position, texts: deliver(indices[position], texts), on_progress=bar.update,
                     )
                 except UnsupportedModel as error:
@@ -119,9 +119,3 @@ class TransformersBackend:
                 deliver(indices[position], candidates)
             bar.update(len(chunk))
 
-
-def _continuous_sampling(sampling: SamplingParams) -> Sampling:
-    return Sampling(
-        max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
-        top_p=sampling.top_p, top_k=sampling.top_k, seed=sampling.seed,
-    )
