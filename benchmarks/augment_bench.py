@@ -35,8 +35,7 @@ from relearn_pipeline.models import load_model  # noqa: E402
 AUGMENT = yaml.safe_load((ROOT / "conf/base/parameters_augment.yml").read_text())["augment"]
 PROMPTS_PER_RECORD = 5  # four question variants and one vague answer
 # Where the demo's and the KnowUnDo benchmark's verify runs write their reports.
-REPORTS = (ROOT / "data/08_reporting/verification_report.json",
-           ROOT / "data/bench_privacy/08_reporting/verification_report.json")
+REPORTS = ["data/08_reporting/verification_report.json", "data/bench_privacy/08_reporting/verification_report.json"]
 
 
 def prompts(count: int, max_new_tokens: int, greedy: bool) -> list[GenerationRequest]:
@@ -81,7 +80,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--greedy", action="store_true", help="one greedy candidate per prompt")
     parser.add_argument("--json", help="also write the headline figures here, for run_all.py")
-    parser.add_argument("--report", nargs="+", default=[str(r.relative_to(ROOT)) for r in REPORTS],
+    parser.add_argument("--report", nargs="+", default=REPORTS,
                         help="verification_report.json of a verify run, for the yield per variant (first found)")
     args = parser.parse_args()
     bundle = load_model(args.model, device=args.device)

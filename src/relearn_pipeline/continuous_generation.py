@@ -165,15 +165,15 @@ def _filled(cache: DynamicCache | None, model: torch.nn.Module) -> DynamicCache:
 
 
 def _prefill(
-    bundle: ModelBundle, ids: list[list[int]], shared: int = 0
+    bundle: ModelBundle, ids: list[list[int]], shared: int, kwarg: str
 ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
-    """KV cache, attention mask and last logits of prompts given as token ids.
+    """KV cache, attention mask and last logits of prompts given as token ids (``kwarg``: the
+    forward's name for the cache, ``_cache_kwarg``).
 
     The first ``shared`` tokens, common to every prompt, are run once and their cache copied to each
     row; the rest of each prompt is left-padded behind them (``[shared | pad | own tokens]``).
     """
     model, device = bundle.model, bundle.device
-    kwarg = _cache_kwarg(model)
     cache = DynamicCache(config=model.config)
     if shared:
         prefix = torch.tensor([ids[0][:shared]], device=device)
@@ -288,7 +288,7 @@ def sample_continuous(
             on_progress(len(done_prompts))
 
     def join(chosen: list[int], shared: int) -> None:
-        cache, mask, logits = _prefill(bundle, [ids[i] for i in chosen], shared)
+        cache, mask, logits = _prefill(bundle, [ids[i] for i in chosen], shared, cache_kwarg)
         if n > 1:
             cache.batch_repeat_interleave(n)
             mask, logits = mask.repeat_interleave(n, dim=0), logits.repeat_interleave(n, dim=0)

@@ -40,7 +40,10 @@ def generate_texts(
     decoded: the prompt is never part of the returned text.
     """
     if continuous:
-        sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature if do_sample else 0.0, top_p=top_p, top_k=top_k, seed=seed)
+        sampling = SamplingParams(
+            temperature=temperature if do_sample else 0.0, top_p=top_p, top_k=top_k,
+            max_new_tokens=max_new_tokens, seed=seed,
+        )
         bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="prompt")
         try:
             return sample_continuous(

@@ -7,21 +7,10 @@ benchmark's, on the real model).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 
-BENCHMARKS_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def test_both_implementations_run_one_step_and_report_every_headline_figure(tmp_path):
-    out = tmp_path / "finetune.json"
-    command = [sys.executable, str(BENCHMARKS_DIR / "finetune_bench.py"), "--model", "tiny:0", "--steps", "1",
-               "--batch-size", "1", "--device", "cpu", "--json", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    headline = json.loads(out.read_text())
+def test_both_implementations_run_one_step_and_report_every_headline_figure(run_benchmark):
+    headline = run_benchmark("finetune_bench.py", "--model", "tiny:0", "--steps", "1", "--batch-size", "1",
+                             "--device", "cpu")
     assert headline["benchmark"] == "finetune"
     rows = headline["rows"]
     assert len(rows) == 3

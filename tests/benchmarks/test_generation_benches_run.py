@@ -7,24 +7,10 @@ benchmarks', on the real model).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 
-BENCHMARKS_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _run(script: str, *args: str, out: Path) -> dict:
-    command = [sys.executable, str(BENCHMARKS_DIR / script), "--model", "tiny:0", *args, "--json", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(out.read_text())
-
-
-def test_augment_bench_compares_one_at_a_time_continuous_and_fixed_batches(tmp_path):
-    headline = _run("augment_bench.py", "--batch-size", "2", "3", "--prompts", "6", "--max-new-tokens", "4",
-                    "--report", str(tmp_path / "none.json"), out=tmp_path / "augment.json")
+def test_augment_bench_compares_one_at_a_time_continuous_and_fixed_batches(run_benchmark, tmp_path):
+    headline = run_benchmark("augment_bench.py", "--model", "tiny:0", "--batch-size", "2", "3", "--prompts", "6",
+                             "--max-new-tokens", "4", "--report", str(tmp_path / "none.json"))
     assert headline["benchmark"] == "augment" and "6 demo augment prompts, sampled, 3 candidates" in headline["settings"]
     pairs = [(r["left"]["label"], r["right"]["label"]) for r in headline["rows"]]
     assert pairs == [
@@ -34,9 +20,9 @@ def test_augment_bench_compares_one_at_a_time_continuous_and_fixed_batches(tmp_p
     assert all(r["left"]["value"] > 0 and r["right"]["value"] > 0 for r in headline["rows"])
 
 
-def test_evaluate_bench_compares_the_three_ways_and_counts_identical_answers(tmp_path):
-    headline = _run("evaluate_bench.py", "--questions", "4", "--max-new-tokens", "4", "--batch-size", "2",
-                    out=tmp_path / "evaluate.json")
+def test_evaluate_bench_compares_the_three_ways_and_counts_identical_answers(run_benchmark):
+    headline = run_benchmark("evaluate_bench.py", "--model", "tiny:0", "--questions", "4", "--max-new-tokens", "4",
+                             "--batch-size", "2")
     assert headline["benchmark"] == "evaluate"
     # Greedy: every way gives the one-at-a-time answers.
     assert "batched 4/4, fixed batches 4/4" in headline["settings"]
