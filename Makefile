@@ -37,7 +37,7 @@ sweep: $(STAMP)
 	$(BIN)/python -m relearn_pipeline.sweep
 
 # The paper's comparison on a KnowUnDo privacy subset (conf/bench_privacy; outputs in data/bench_privacy/):
-# ReLearn end to end, the four baselines, then compare. 82 min measured on 2 CPU cores; docs/benchmarks.md.
+# ReLearn end to end, the four baselines, then compare. 51.5 min measured on 2 CPU cores; docs/benchmarks.md.
 bench-knowundo: $(STAMP)
 	$(BIN)/python -m relearn_pipeline.sweep --env bench_privacy
 
