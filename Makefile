@@ -47,7 +47,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
-# One summary table of every speed/memory figure (the demo alone takes about an hour), written to
+# One summary table of every speed/memory figure (the demo alone takes ~35 min, all ~1 h), written to
 # data/08_reporting/benchmarks.md; e.g. make bench BENCH_ARGS="--skip demo".
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)

@@ -6,7 +6,7 @@ sides, and the ratio, all measured in this run -- and writes it, with the machin
 of each benchmark, to `--out` (ready to paste into docs/benchmarks.md). Figures are never test
 assertions: they belong here.
 
-    python benchmarks/run_all.py                          # all (the demo alone takes about an hour)
+    python benchmarks/run_all.py                          # all (~1 h; the demo alone ~35 min)
     python benchmarks/run_all.py --skip demo              # all but the end-to-end demo
     python benchmarks/run_all.py evaluate augment         # a subset, by name
     python benchmarks/run_all.py augment --args augment="--batch-size 16 48"   # extra script options
