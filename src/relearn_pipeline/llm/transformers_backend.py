@@ -17,6 +17,9 @@ from relearn_pipeline.llm.requests import GenerationRequest, ResultCallback
 
 logger = logging.getLogger(__name__)
 
+# Prompts in flight, each with all its candidates (augment.llm.transformers.batch_size).
+DEFAULT_BATCH_SIZE = 32
+
 
 class TransformersBackend:
     """Generate with a transformers causal LM (default: the embedded SmolLM2-135M-Instruct).
@@ -30,7 +33,7 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, bundle: ModelBundle, batch_size: int = 32, continuous: bool = True):
+    def __init__(self, bundle: ModelBundle, batch_size: int = DEFAULT_BATCH_SIZE, continuous: bool = True):
         if batch_size < 1:
             raise ValueError(f"transformers backend: batch_size must be >= 1, got {batch_size}")
         self.bundle = bundle
@@ -43,7 +46,7 @@ class TransformersBackend:
     def from_spec(
         cls,
         model: str = "embedded:smollm2-135m-instruct",
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         dtype: str = "float32",
         device: str = "auto",
         cache_dir: str | None = None,
